@@ -1,0 +1,239 @@
+package player
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Settings is what the admin chose and what survives a power cut.
+type Settings struct {
+	Volume  int  `json:"volume"`  // 0..100
+	Playing bool `json:"playing"` // wanted state
+}
+
+// DefaultSettings is used when no state was saved yet: playing, because
+// an appliance that comes up silent after a power cut is broken.
+var DefaultSettings = Settings{Volume: 80, Playing: true}
+
+// Options configure a Player.
+type Options struct {
+	Backend Backend
+	Logger  *slog.Logger
+	// Fallback is played when the playlist is empty, so the line is never
+	// silent.
+	Fallback Track
+	Settings Settings
+	// Save persists Settings when the admin changes them. Nil: not saved.
+	Save func(Settings) error
+	// Events receives faults, recoveries and admin actions. Nil: a new
+	// log of 200 events.
+	Events *EventLog
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Status is the player as the API, the page and monitoring see it.
+type Status struct {
+	BackendStatus
+	Backend        string         `json:"backend"`
+	Wanted         State          `json:"wanted"`
+	Volume         int            `json:"volume"`
+	PlaylistLength int            `json:"playlist_length"`
+	Fallback       bool           `json:"fallback"` // the built-in track is on because the playlist is empty
+	Uptime         time.Duration  `json:"uptime_ns"`
+	Watchdog       WatchdogStatus `json:"watchdog"`
+}
+
+// Player owns a backend and the admin's wanted settings.
+type Player struct {
+	backend  Backend
+	log      *slog.Logger
+	fallback Track
+	save     func(Settings) error
+	events   *EventLog
+	now      func() time.Time
+	started  time.Time
+	watchdog *Watchdog
+
+	mu       sync.Mutex
+	settings Settings
+	playlist []Track
+}
+
+// New returns a Player; call Run to start playback.
+func New(o Options) *Player {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Events == nil {
+		o.Events = NewEventLog(200, o.Now)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	p := &Player{
+		backend:  o.Backend,
+		log:      o.Logger.With("component", "player"),
+		fallback: o.Fallback,
+		save:     o.Save,
+		events:   o.Events,
+		now:      o.Now,
+		settings: clampSettings(o.Settings),
+	}
+	return p
+}
+
+func clampSettings(s Settings) Settings {
+	s.Volume = min(max(s.Volume, 0), 100)
+	return s
+}
+
+// SetWatchdog attaches the supervisor that Run starts beside the backend.
+func (p *Player) SetWatchdog(w *Watchdog) { p.watchdog = w }
+
+// Events is the player's event log.
+func (p *Player) Events() *EventLog { return p.events }
+
+// Run plays until ctx is done.
+func (p *Player) Run(ctx context.Context) error {
+	p.started = p.now()
+	p.mu.Lock()
+	s := p.settings
+	p.backend.SetPlaylist(p.effectivePlaylist())
+	p.mu.Unlock()
+	p.backend.SetVolume(s.Volume)
+	if s.Playing {
+		p.backend.Play()
+	} else {
+		p.backend.Stop()
+	}
+	if p.watchdog == nil {
+		return p.backend.Run(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- p.backend.Run(ctx) }()
+	go func() { errc <- p.watchdog.Run(ctx) }()
+	err := <-errc
+	cancel()
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	return err
+}
+
+// effectivePlaylist is the playlist, or the fallback track when it is
+// empty. Callers hold p.mu.
+func (p *Player) effectivePlaylist() []Track {
+	if len(p.playlist) == 0 && p.fallback.Path != "" {
+		return []Track{p.fallback}
+	}
+	return append([]Track(nil), p.playlist...)
+}
+
+// SetPlaylist replaces the playlist without interrupting the track on air
+// (unless it was removed). An empty playlist plays the fallback track.
+func (p *Player) SetPlaylist(tracks []Track) {
+	p.mu.Lock()
+	p.playlist = append([]Track(nil), tracks...)
+	pl := p.effectivePlaylist()
+	p.mu.Unlock()
+	p.backend.SetPlaylist(pl)
+}
+
+// Playlist returns the playlist as set (without the fallback).
+func (p *Player) Playlist() []Track {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Track(nil), p.playlist...)
+}
+
+// Play starts playback and remembers that it is wanted.
+func (p *Player) Play() {
+	p.change(func(s *Settings) { s.Playing = true }, "play")
+	p.backend.Play()
+}
+
+// Stop stops playback and remembers that silence is wanted.
+func (p *Player) Stop() {
+	p.change(func(s *Settings) { s.Playing = false }, "stop")
+	p.backend.Stop()
+}
+
+// Next skips to the next track.
+func (p *Player) Next() {
+	p.events.Add(Event{Kind: "admin", Message: "next track"})
+	p.backend.Next()
+}
+
+// SetVolume sets and remembers the volume (clamped to 0..100).
+func (p *Player) SetVolume(v int) {
+	v = min(max(v, 0), 100)
+	p.change(func(s *Settings) { s.Volume = v }, "volume")
+	p.backend.SetVolume(v)
+}
+
+// Settings returns the wanted settings.
+func (p *Player) Settings() Settings {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.settings
+}
+
+// change applies an admin change and persists it only if something
+// actually changed, so repeated API calls do not wear the flash.
+func (p *Player) change(f func(*Settings), what string) {
+	p.mu.Lock()
+	old := p.settings
+	f(&p.settings)
+	s := p.settings
+	p.mu.Unlock()
+	if s == old {
+		return
+	}
+	p.events.Add(Event{Kind: "admin", Message: what})
+	if p.save != nil {
+		if err := p.save(s); err != nil {
+			p.log.Error("save settings", "err", err)
+		}
+	}
+}
+
+// Status returns a snapshot for the API.
+func (p *Player) Status() Status {
+	bs := p.backend.Status()
+	p.mu.Lock()
+	s := p.settings
+	n := len(p.playlist)
+	p.mu.Unlock()
+	st := Status{
+		BackendStatus:  bs,
+		Backend:        p.backend.Name(),
+		Wanted:         StateStopped,
+		Volume:         s.Volume,
+		PlaylistLength: n,
+		Fallback:       n == 0,
+	}
+	if s.Playing {
+		st.Wanted = StatePlaying
+	}
+	if !p.started.IsZero() {
+		st.Uptime = p.now().Sub(p.started)
+	}
+	if p.watchdog != nil {
+		st.Watchdog = p.watchdog.Status()
+	}
+	return st
+}
+
+// AudioFlowing reports whether audio is reaching the output now: the
+// answer /healthz and the systemd watchdog rely on.
+func (p *Player) AudioFlowing() bool {
+	if p.watchdog != nil {
+		return p.watchdog.Healthy()
+	}
+	return p.backend.Status().State == StatePlaying
+}
