@@ -1,0 +1,273 @@
+package fleet
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// AgentOptions configure the agent inside mohd.
+type AgentOptions struct {
+	// BrokerURL is mqtts://host:port (ssl:// and tls:// work too).
+	BrokerURL string
+	// CAFile is the company CA that signed the broker's certificate;
+	// CertFile and KeyFile are this box's client certificate, whose CN
+	// must equal DeviceID (the broker's ACL keys on it).
+	CAFile, CertFile, KeyFile string
+	// TLSConfig, if set, is used instead of the three files (tests).
+	TLSConfig *tls.Config
+	DeviceID  string
+	Groups    []string
+	Ops       Ops
+	Logger    *slog.Logger
+	// Now is the clock for command expiry; nil means time.Now.
+	Now func() time.Time
+	// StatusInterval is how often the status is re-published even when
+	// nothing changed (default 60 s); ChangeInterval how often it is
+	// checked for changes (default 1 s).
+	StatusInterval, ChangeInterval time.Duration
+	// HTTPClient downloads add_track URLs (default: 10 min timeout).
+	HTTPClient *http.Client
+	// TempDir receives downloads before they are verified (default
+	// os.TempDir()); put it on the data disk, not tmpfs, for big files.
+	TempDir string
+	// MaxTrackBytes caps a download (default 200 MiB).
+	MaxTrackBytes int64
+	// MaxReconnectInterval caps the reconnect backoff (default 60 s).
+	MaxReconnectInterval time.Duration
+}
+
+// Agent is mohd's MQTT link to the fleet operator. It only ever connects
+// out, so a box behind NAT needs no open port.
+type Agent struct {
+	o    AgentOptions
+	tls  *tls.Config
+	log  *slog.Logger
+	now  func() time.Time
+	cmds *commander
+
+	connected atomic.Bool
+	client    mqtt.Client // set once in Run
+
+	mu         sync.Mutex
+	lastKey    string
+	lastPublic time.Time
+}
+
+// NewAgent checks the options and loads the certificates; it does not
+// connect.
+func NewAgent(o AgentOptions) (*Agent, error) {
+	if o.BrokerURL == "" {
+		return nil, errors.New("fleet: broker url is required")
+	}
+	if err := ValidName(o.DeviceID); err != nil {
+		return nil, fmt.Errorf("fleet: device id: %w", err)
+	}
+	for _, g := range o.Groups {
+		if err := ValidName(g); err != nil {
+			return nil, fmt.Errorf("fleet: group: %w", err)
+		}
+	}
+	if o.Ops == nil {
+		return nil, errors.New("fleet: ops are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.StatusInterval <= 0 {
+		o.StatusInterval = 60 * time.Second
+	}
+	if o.ChangeInterval <= 0 {
+		o.ChangeInterval = time.Second
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Minute}
+	}
+	if o.TempDir == "" {
+		o.TempDir = os.TempDir()
+	}
+	if o.MaxTrackBytes <= 0 {
+		o.MaxTrackBytes = 200 << 20
+	}
+	if o.MaxReconnectInterval <= 0 {
+		o.MaxReconnectInterval = 60 * time.Second
+	}
+	tc := o.TLSConfig
+	if tc == nil {
+		var err error
+		if tc, err = TLSConfig(o.CAFile, o.CertFile, o.KeyFile); err != nil {
+			return nil, fmt.Errorf("fleet: %w", err)
+		}
+	}
+	a := &Agent{o: o, tls: tc, log: o.Logger.With("component", "fleet", "device", o.DeviceID), now: o.Now}
+	a.cmds = newCommander(a)
+	return a, nil
+}
+
+// Connected reports whether the broker link is up (for /metrics).
+func (a *Agent) Connected() bool { return a.connected.Load() }
+
+// Run keeps the link up until ctx is done: it connects (retrying with
+// backoff forever), re-subscribes and re-publishes the retained status on
+// every (re)connection, answers commands and publishes status changes. On
+// return it marks the box offline itself, since a clean disconnect does
+// not fire the last will.
+func (a *Agent) Run(ctx context.Context) error {
+	will, _ := json.Marshal(StatusDoc{Device: a.o.DeviceID, Presence: Offline, Groups: a.o.Groups})
+	opts := mqtt.NewClientOptions().
+		AddBroker(a.o.BrokerURL).
+		SetClientID(a.o.DeviceID).
+		SetTLSConfig(a.tls).
+		SetCleanSession(true).
+		SetOrderMatters(false).
+		SetKeepAlive(30*time.Second).
+		SetPingTimeout(10*time.Second).
+		SetConnectTimeout(15*time.Second).
+		SetWriteTimeout(15*time.Second).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(2*time.Second).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(a.o.MaxReconnectInterval).
+		SetBinaryWill(StatusTopic(a.o.DeviceID), will, 1, true).
+		SetOnConnectHandler(a.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			a.connected.Store(false)
+			a.log.Warn("broker connection lost; reconnecting", "err", err)
+		}).
+		SetReconnectingHandler(func(_ mqtt.Client, _ *mqtt.ClientOptions) {
+			a.log.Info("reconnecting to broker")
+		}).
+		SetConnectionAttemptHandler(func(broker *url.URL, tc *tls.Config) *tls.Config {
+			a.log.Debug("connecting to broker", "broker", broker.Host)
+			return tc
+		})
+	c := mqtt.NewClient(opts)
+	a.client = c
+	a.log.Info("fleet agent starting", "broker", a.o.BrokerURL, "groups", a.o.Groups)
+	c.Connect() // with ConnectRetry it keeps trying in the background
+
+	var wg sync.WaitGroup
+	workCtx, stopWork := context.WithCancel(ctx)
+	a.cmds.start(workCtx, &wg)
+
+	tick := time.NewTicker(a.o.ChangeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			stopWork()
+			wg.Wait()
+			if c.IsConnectionOpen() {
+				a.publishOffline(c)
+			}
+			c.Disconnect(500)
+			a.connected.Store(false)
+			return nil
+		case <-tick.C:
+			if a.connected.Load() {
+				a.publishStatus(c, false)
+			}
+		}
+	}
+}
+
+// onConnect runs on every (re)connection: the clean session forgets
+// subscriptions, and the retained status must say online again.
+func (a *Agent) onConnect(c mqtt.Client) {
+	a.log.Info("connected to broker")
+	filters := map[string]byte{CommandTopic(a.o.DeviceID): 1}
+	for _, g := range a.o.Groups {
+		filters[GroupTopic(g)] = 1
+	}
+	tok := c.SubscribeMultiple(filters, a.cmds.onMessage)
+	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		a.log.Error("subscribe to command topics failed; dropping the connection to retry", "err", tok.Error())
+		// A link that cannot hear commands is worse than none: force a
+		// reconnect so the subscription is retried.
+		go c.Disconnect(0)
+		return
+	}
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		for topic, code := range st.Result() {
+			if code == 0x80 {
+				a.log.Error("broker refused subscription (check the ACL)", "topic", topic)
+			}
+		}
+	}
+	a.connected.Store(true)
+	a.publishStatus(c, true)
+}
+
+// publishStatus publishes the retained status when it changed in a way
+// an operator cares about, when StatusInterval passed, or when forced.
+func (a *Agent) publishStatus(c mqtt.Client, force bool) {
+	raw, err := json.Marshal(a.o.Ops.Status())
+	if err != nil {
+		a.log.Error("marshal status", "err", err)
+		return
+	}
+	key := changeKey(raw)
+	now := a.now()
+	a.mu.Lock()
+	if !force && key == a.lastKey && now.Sub(a.lastPublic) < a.o.StatusInterval {
+		a.mu.Unlock()
+		return
+	}
+	a.lastKey, a.lastPublic = key, now
+	a.mu.Unlock()
+	doc, _ := json.Marshal(StatusDoc{Device: a.o.DeviceID, Presence: Online, Groups: a.o.Groups, Time: now.UTC(), Status: raw})
+	tok := c.Publish(StatusTopic(a.o.DeviceID), 1, true, doc)
+	go func() {
+		if tok.WaitTimeout(15*time.Second) && tok.Error() != nil {
+			a.log.Warn("publish status", "err", tok.Error())
+		}
+	}()
+}
+
+func (a *Agent) publishOffline(c mqtt.Client) {
+	doc, _ := json.Marshal(StatusDoc{Device: a.o.DeviceID, Presence: Offline, Groups: a.o.Groups, Time: a.now().UTC()})
+	tok := c.Publish(StatusTopic(a.o.DeviceID), 1, true, doc)
+	tok.WaitTimeout(2 * time.Second)
+}
+
+// changeKey reduces a status to the fields whose change is news to the
+// operator, so the position and level ticking along do not flood the
+// broker with a publish every second.
+func changeKey(raw []byte) string {
+	var s struct {
+		State  string `json:"state"`
+		Wanted string `json:"wanted"`
+		Track  *struct {
+			ID string `json:"id"`
+		} `json:"track"`
+		Volume   *int   `json:"volume"`
+		Length   *int   `json:"playlist_length"`
+		Fault    string `json:"fault"`
+		Fallback bool   `json:"fallback"`
+		Watchdog struct {
+			Recoveries uint64 `json:"recoveries"`
+		} `json:"watchdog"`
+	}
+	if json.Unmarshal(raw, &s) != nil {
+		return string(raw)
+	}
+	if s.Track != nil {
+		s.Track.ID = "t:" + s.Track.ID
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}

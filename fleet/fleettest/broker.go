@@ -1,0 +1,221 @@
+package fleettest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Broker is a mosquitto process listening with mutual TLS on a free
+// loopback port, with use_identity_as_username and an ACL file.
+type Broker struct {
+	Dir  string
+	Port int
+	CA   *CA
+	conf string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	logMu  sync.Mutex
+	log    *bytes.Buffer
+}
+
+// mosquittoBin finds Debian's mosquitto, which lives in /usr/sbin (often
+// not on a normal user's PATH).
+func mosquittoBin() (string, error) {
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/sbin/mosquitto"); err != nil {
+		return "", fmt.Errorf("mosquitto not installed (apt-get install mosquitto): %w", err)
+	}
+	return "/usr/sbin/mosquitto", nil
+}
+
+// ACL is the rule set moh documents: a device reads its own and its
+// groups' command topics and writes its status and replies; the operator
+// writes every command topic and reads every status and reply. groups
+// maps a device id to its groups.
+func ACL(groups map[string][]string) string {
+	var b strings.Builder
+	b.WriteString("# patterns apply to every client; %u is the certificate CN\n")
+	b.WriteString("pattern read moh/%u/cmd\n")
+	b.WriteString("pattern write moh/%u/status\n")
+	b.WriteString("pattern write moh/%u/reply/#\n\n")
+	b.WriteString("user operator\n")
+	b.WriteString("topic write moh/+/cmd\n")
+	b.WriteString("topic write moh/group/+/cmd\n")
+	b.WriteString("topic read moh/+/status\n")
+	b.WriteString("topic read moh/+/reply/#\n")
+	for dev, gs := range groups {
+		if len(gs) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\nuser %s\n", dev)
+		for _, g := range gs {
+			fmt.Fprintf(&b, "topic read moh/group/%s/cmd\n", g)
+		}
+	}
+	return b.String()
+}
+
+// StartBroker writes a config and ACL under dir (the broker's cert is
+// issued by ca) and starts mosquitto, waiting until it accepts TCP.
+func StartBroker(dir string, ca *CA, acl string) (*Broker, error) {
+	if _, err := mosquittoBin(); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cert, key, err := ca.Issue("broker", true)
+	if err != nil {
+		return nil, err
+	}
+	aclFile := filepath.Join(dir, "acl")
+	if err := os.WriteFile(aclFile, []byte(acl), 0o600); err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "mosquitto.conf")
+	c := fmt.Sprintf(`per_listener_settings false
+persistence false
+log_dest stderr
+log_type error
+log_type warning
+log_type notice
+max_keepalive 120
+listener %d 127.0.0.1
+cafile %s
+certfile %s
+keyfile %s
+require_certificate true
+use_identity_as_username true
+allow_anonymous false
+acl_file %s
+`, port, ca.CAFile, cert, key, aclFile)
+	if os.Geteuid() == 0 {
+		// As root mosquitto would switch to the mosquitto user, which
+		// cannot read the test's private temp dir.
+		c = "user root\n" + c
+	}
+	if err := os.WriteFile(conf, []byte(c), 0o600); err != nil {
+		return nil, err
+	}
+	b := &Broker{Dir: dir, Port: port, CA: ca, conf: conf}
+	if err := b.Start(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// URL is the broker's mqtts:// address.
+func (b *Broker) URL() string { return "mqtts://127.0.0.1:" + strconv.Itoa(b.Port) }
+
+// Start (re)starts mosquitto on the same port and waits until it listens.
+func (b *Broker) Start() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bin, err := mosquittoBin()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "-c", b.conf)
+	b.logMu.Lock()
+	b.log = &bytes.Buffer{}
+	b.logMu.Unlock()
+	cmd.Stdout = &lockedWriter{w: b.log, mu: &b.logMu}
+	cmd.Stderr = cmd.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start mosquitto: %w", err)
+	}
+	b.cmd = cmd
+	b.exited = make(chan struct{})
+	go func(ch chan struct{}) { cmd.Wait(); close(ch) }(b.exited)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-b.exited:
+			return fmt.Errorf("mosquitto exited at start: %s", b.Log())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(b.Port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("mosquitto did not listen on %d within 10s", b.Port)
+}
+
+// Stop kills mosquitto (SIGKILL: the clients see the link drop, as in a
+// crash) and waits for it to exit.
+func (b *Broker) Stop() {
+	b.mu.Lock()
+	cmd, exited := b.cmd, b.exited
+	b.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Kill()
+	<-exited
+}
+
+// PID is the running mosquitto's process id.
+func (b *Broker) PID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cmd.Process.Pid
+}
+
+// Log is what mosquitto printed so far.
+func (b *Broker) Log() string {
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
+	return b.log.String()
+}
+
+// RSSKiB is mosquitto's resident memory.
+func (b *Broker) RSSKiB() (int, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.PID()))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.Atoi(strings.Fields(v)[0])
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS")
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,209 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mohproject/moh/fleet/fleettest"
+)
+
+// fakeOps records what the agent asked the box to do. The broker, TLS
+// and ACLs under test are real; only the player behind the agent is not.
+type fakeOps struct {
+	mu      sync.Mutex
+	calls   []string
+	volume  int
+	playing bool
+	tracks  map[string][]byte
+	order   []string
+}
+
+func newFakeOps() *fakeOps { return &fakeOps{volume: 50, playing: true, tracks: map[string][]byte{}} }
+
+func (f *fakeOps) record(c string) {
+	f.mu.Lock()
+	f.calls = append(f.calls, c)
+	f.mu.Unlock()
+}
+
+func (f *fakeOps) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeOps) Status() any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := "stopped"
+	if f.playing {
+		st = "playing"
+	}
+	return map[string]any{"state": st, "volume": f.volume, "playlist_length": len(f.order)}
+}
+
+func (f *fakeOps) Tracks() any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string{}, f.order...)
+}
+
+func (f *fakeOps) Play() {
+	f.record("play")
+	f.mu.Lock()
+	f.playing = true
+	f.mu.Unlock()
+}
+
+func (f *fakeOps) Stop() {
+	f.record("stop")
+	f.mu.Lock()
+	f.playing = false
+	f.mu.Unlock()
+}
+
+func (f *fakeOps) Next() { f.record("next") }
+
+func (f *fakeOps) SetVolume(v int) {
+	f.record("volume")
+	f.mu.Lock()
+	f.volume = v
+	f.mu.Unlock()
+}
+
+func (f *fakeOps) AddTrack(_ context.Context, name string, r io.Reader) (string, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return "", err
+	}
+	f.record("add:" + name)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := "t" + name
+	f.tracks[id] = b
+	f.order = append(f.order, id)
+	return id, nil
+}
+
+func (f *fakeOps) RemoveTrack(id string) error {
+	f.record("remove:" + id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.tracks[id]; !ok {
+		return errors.New("no such track")
+	}
+	delete(f.tracks, id)
+	return nil
+}
+
+func (f *fakeOps) Reorder(order []string) error {
+	f.record("reorder")
+	f.mu.Lock()
+	f.order = append([]string(nil), order...)
+	f.mu.Unlock()
+	return nil
+}
+
+// env is a real mosquitto with TLS and the documented ACL.
+type env struct {
+	ca     *fleettest.CA
+	broker *fleettest.Broker
+	groups map[string][]string
+}
+
+func newEnv(t testing.TB, groups map[string][]string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := fleettest.NewCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := fleettest.StartBroker(dir, ca, fleettest.ACL(groups))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Stop()
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", b.Log())
+		}
+	})
+	return &env{ca: ca, broker: b, groups: groups}
+}
+
+func (e *env) certs(t testing.TB, cn string) (string, string) {
+	t.Helper()
+	c, k, err := e.ca.Issue(cn, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, k
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// startAgent runs an agent for device in the background until the test
+// ends.
+func (e *env) startAgent(t testing.TB, device string, ops Ops, tweak func(*AgentOptions)) *Agent {
+	t.Helper()
+	c, k := e.certs(t, device)
+	o := AgentOptions{
+		BrokerURL: e.broker.URL(), CAFile: e.ca.CAFile, CertFile: c, KeyFile: k,
+		DeviceID: device, Groups: e.groups[device], Ops: ops, Logger: testLogger(t),
+		ChangeInterval: 100 * time.Millisecond, MaxReconnectInterval: time.Second,
+		TempDir: t.TempDir(),
+	}
+	if tweak != nil {
+		tweak(&o)
+	}
+	a, err := NewAgent(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent %s: %v", device, err)
+		}
+	})
+	waitFor(t, 10*time.Second, device+" connected", a.Connected)
+	return a
+}
+
+func (e *env) operator(t testing.TB) *Client {
+	t.Helper()
+	c, k := e.certs(t, "operator")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := Dial(ctx, ClientOptions{BrokerURL: e.broker.URL(), CAFile: e.ca.CAFile, CertFile: c, KeyFile: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

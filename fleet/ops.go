@@ -1,0 +1,26 @@
+package fleet
+
+import (
+	"context"
+	"io"
+)
+
+// Ops is what the agent may do to the box: the same operations as the
+// HTTP API. mohd adapts its player and library to it, so fleet needs
+// neither webui nor the concrete types.
+type Ops interface {
+	// Status is the player's status as the API shows it; it must
+	// marshal to a JSON object.
+	Status() any
+	// Tracks is the playlist in order, as the API shows it.
+	Tracks() any
+	Play()
+	Stop()
+	Next()
+	SetVolume(v int)
+	// AddTrack ingests a verified track into the library and returns
+	// its id.
+	AddTrack(ctx context.Context, name string, r io.Reader) (string, error)
+	RemoveTrack(id string) error
+	Reorder(order []string) error
+}

@@ -1,0 +1,112 @@
+package fleet
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Operations a Command may ask for; they mirror the HTTP API.
+const (
+	OpStatus      = "status"
+	OpTracks      = "tracks"
+	OpPlay        = "play"
+	OpStop        = "stop"
+	OpNext        = "next"
+	OpVolume      = "volume"
+	OpAddTrack    = "add_track"
+	OpRemoveTrack = "remove_track"
+	OpReorder     = "reorder"
+)
+
+// Error codes a Reply may carry, besides those of a failed operation.
+const (
+	CodeBadRequest = "bad_request"
+	CodeExpired    = "expired"
+	CodeBusy       = "busy"
+	CodeChecksum   = "checksum_mismatch"
+	CodeDownload   = "download_failed"
+	CodeFailed     = "failed"
+)
+
+// Command is one request published on a command topic. ID makes it
+// idempotent (a box answers a repeated ID with its first answer and does
+// not act twice); Expires makes a box that comes back online refuse it
+// instead of replaying stale orders.
+type Command struct {
+	ID      string    `json:"id"`
+	Op      string    `json:"op"`
+	Expires time.Time `json:"expires"`
+	// Volume for OpVolume (0..100).
+	Volume *int `json:"volume,omitempty"`
+	// URL (https only), SHA256 (hex) and Name for OpAddTrack.
+	URL    string `json:"url,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	Name   string `json:"name,omitempty"`
+	// TrackID for OpRemoveTrack.
+	TrackID string `json:"track_id,omitempty"`
+	// Order (track ids) for OpReorder.
+	Order []string `json:"order,omitempty"`
+}
+
+// ReplyError is the error part of a Reply, shaped like the HTTP API's.
+type ReplyError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *ReplyError) Error() string { return e.Code + ": " + e.Message }
+
+// Reply is a box's answer to one Command.
+type Reply struct {
+	ID     string          `json:"id"`
+	Device string          `json:"device"`
+	OK     bool            `json:"ok"`
+	Error  *ReplyError     `json:"error,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// Presence values of a StatusDoc.
+const (
+	Online  = "online"
+	Offline = "offline"
+)
+
+// StatusDoc is the retained document on moh/<id>/status. The last will
+// is the same document with Presence "offline" and no Status.
+type StatusDoc struct {
+	Device   string          `json:"device"`
+	Presence string          `json:"presence"`
+	Groups   []string        `json:"groups,omitempty"`
+	Time     time.Time       `json:"time,omitzero"`
+	Status   json.RawMessage `json:"status,omitempty"`
+}
+
+// StatusTopic is where a box keeps its retained status.
+func StatusTopic(device string) string { return "moh/" + device + "/status" }
+
+// CommandTopic is where commands for one box are published.
+func CommandTopic(device string) string { return "moh/" + device + "/cmd" }
+
+// GroupTopic is where commands for a whole group are published.
+func GroupTopic(group string) string { return "moh/group/" + group + "/cmd" }
+
+// ReplyTopic is where a box answers request id.
+func ReplyTopic(device, id string) string { return "moh/" + device + "/reply/" + id }
+
+// ValidName reports whether s may be used as a device id, group or
+// request id: one non-empty topic level with no wildcards, and not the
+// word "group" (which would collide with the group topics).
+func ValidName(s string) error {
+	if s == "" || len(s) > 128 {
+		return fmt.Errorf("name %q: must be 1..128 bytes", s)
+	}
+	if strings.ContainsAny(s, "/+#\x00 ") {
+		return fmt.Errorf("name %q: must not contain '/', '+', '#', spaces or NUL", s)
+	}
+	if s == "group" {
+		return fmt.Errorf("name %q is reserved", s)
+	}
+	return nil
+}
