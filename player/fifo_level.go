@@ -1,0 +1,110 @@
+package player
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// levelAudibleDBFS is the level above which a block counts as audio for
+// LastAudio: well below quiet music, well above dither and hiss.
+const levelAudibleDBFS = -60.0
+
+// levelBlockBytes is ~100 ms of PCM, the window LevelDBFS reports.
+const levelBlockBytes = SampleRate / 10 * BytesPerFrame
+
+// levelMeter counts the frames that reached an output and measures their
+// level, so the watchdog hears what the line hears.
+type levelMeter struct {
+	now func() time.Time
+
+	mu        sync.Mutex
+	frames    uint64
+	level     float64
+	lastAudio time.Time
+	block     []byte
+}
+
+func newLevelMeter(now func() time.Time) *levelMeter {
+	return &levelMeter{now: now, level: SilenceDBFS, block: make([]byte, 0, levelBlockBytes)}
+}
+
+// add takes PCM as it arrives, in any chunking.
+func (l *levelMeter) add(pcm []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for len(pcm) > 0 {
+		n := min(levelBlockBytes-len(l.block), len(pcm))
+		l.block = append(l.block, pcm[:n]...)
+		pcm = pcm[n:]
+		if len(l.block) == levelBlockBytes {
+			l.frames += levelBlockBytes / BytesPerFrame
+			l.level = LevelDBFS(l.block)
+			if l.level > levelAudibleDBFS {
+				l.lastAudio = l.now()
+			}
+			l.block = l.block[:0]
+		}
+	}
+}
+
+func (l *levelMeter) snapshot() (frames uint64, level float64, lastAudio time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.frames, l.level, l.lastAudio
+}
+
+// ensureFIFO creates the FIFO at path unless one is there. mohd creates
+// it, not MPD, because MPD deletes a FIFO it created itself when it
+// closes the output, and the reader would be left on a dead inode.
+func ensureFIFO(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case err == nil && fi.Mode()&fs.ModeNamedPipe != 0:
+		return nil
+	case err == nil:
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("replace %s with a fifo: %w", path, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("stat level fifo: %w", err)
+	}
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		return fmt.Errorf("mkfifo %s: %w", path, err)
+	}
+	return nil
+}
+
+// readLevelFIFO drains the FIFO into m until ctx is done. It opens the
+// FIFO read-write so that the open never blocks and MPD closing its end
+// (at every pause, stop or restart) never reads as end of file.
+func readLevelFIFO(ctx context.Context, path string, m *levelMeter) error {
+	if err := ensureFIFO(path); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open level fifo: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = f.Close() }) // unblocks Read
+	defer stop()
+	buf := make([]byte, 16384)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			m.add(buf[:n])
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			_ = f.Close()
+			return fmt.Errorf("read level fifo: %w", err)
+		}
+	}
+}

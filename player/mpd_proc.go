@@ -1,0 +1,165 @@
+package player
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// mpdProc is one run of the mpd child process mohd owns. It lives in its
+// own process group so a kill reaches anything it spawned (the pipe
+// output's shell), and is reaped by a goroutine so it never lingers as a
+// zombie.
+type mpdProc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited and been reaped
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	err     error    // exit status, valid once done is closed
+	lastLog []string // the last lines MPD wrote to stderr, for the fault text
+}
+
+// startMPDProc starts `mpd --no-daemon --stderr CONF`.
+func startMPDProc(binary, conf string, log *slog.Logger) (*mpdProc, error) {
+	cmd := exec.Command(binary, "--no-daemon", "--stderr", conf)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid: true,
+		// If mohd dies hard, its MPD must not keep a stale socket and
+		// sound card busy.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, fmt.Errorf("mpd stderr pipe: %w", err)
+	}
+	cmd.Stdout = nil
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start mpd: %w", err)
+	}
+	p := &mpdProc{cmd: cmd, done: make(chan struct{}), log: log}
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		p.copyLog(stderr)
+	}()
+	go func() {
+		<-logged // Wait must not run before the pipe is drained
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// copyLog forwards MPD's stderr to the logger and keeps the last lines.
+func (p *mpdProc) copyLog(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		p.log.Debug("mpd", "line", line)
+		p.mu.Lock()
+		p.lastLog = append(p.lastLog, line)
+		if len(p.lastLog) > 5 {
+			p.lastLog = p.lastLog[1:]
+		}
+		p.mu.Unlock()
+	}
+}
+
+// PID is the process id of mpd.
+func (p *mpdProc) PID() int { return p.cmd.Process.Pid }
+
+// exited reports whether the process has ended.
+func (p *mpdProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// exitText describes how the process ended, with its last log line.
+func (p *mpdProc) exitText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := "running"
+	if p.exited() {
+		s = "exited"
+		if p.err != nil {
+			s = p.err.Error()
+		}
+	}
+	if n := len(p.lastLog); n > 0 {
+		s += ": " + p.lastLog[n-1]
+	}
+	return s
+}
+
+// kill SIGKILLs the whole process group and waits until it is reaped (a
+// SIGSTOPped MPD dies from SIGKILL too).
+func (p *mpdProc) kill() {
+	if !p.exited() {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.log.Error("mpd did not exit after SIGKILL", "pid", p.cmd.Process.Pid)
+	}
+}
+
+// waitReady waits until MPD greets on its socket, it exits, or ctx ends.
+func (p *mpdProc) waitReady(ctx context.Context, network, addr string) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := probeMPD(ctx, network, addr, 500*time.Millisecond); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("mpd not ready: %w", ctx.Err())
+		case <-p.done:
+			return fmt.Errorf("mpd exited at start: %s", p.exitText())
+		case <-tick.C:
+		}
+	}
+}
+
+// errNotMPD is returned when something other than MPD answers.
+var errNotMPD = errors.New("not an MPD greeting")
+
+// probeMPD connects with a deadline and checks the greeting. gompd's Dial
+// has no deadline (it hangs on a frozen MPD) and panics on a greeting
+// shorter than six bytes, so mohd looks first.
+func probeMPD(ctx context.Context, network, addr string, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return fmt.Errorf("dial mpd: %w", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read mpd greeting: %w", err)
+	}
+	if !strings.HasPrefix(line, "OK MPD ") {
+		return fmt.Errorf("%w: %q", errNotMPD, strings.TrimSpace(line))
+	}
+	_, _ = io.WriteString(conn, "close\n")
+	return nil
+}
