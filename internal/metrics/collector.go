@@ -1,0 +1,106 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mohproject/moh/player"
+)
+
+var (
+	descInfo        = prometheus.NewDesc("moh_build_info", "moh version (value is 1).", []string{"version"}, nil)
+	descPlaying     = prometheus.NewDesc("moh_playing", "1 while the backend state is playing.", nil, nil)
+	descFlowing     = prometheus.NewDesc("moh_audio_flowing", "1 while audio reaches the output (what /healthz reports).", nil, nil)
+	descWanted      = prometheus.NewDesc("moh_playing_wanted", "1 when the admin wants playback.", nil, nil)
+	descState       = prometheus.NewDesc("moh_player_state", "Backend state (1 for the current one).", []string{"state", "backend"}, nil)
+	descLevel       = prometheus.NewDesc("moh_output_level_dbfs", "RMS level of the last ~100 ms sent to the output, dBFS (-120 is digital silence).", nil, nil)
+	descVolume      = prometheus.NewDesc("moh_volume", "Volume setting, 0..100.", nil, nil)
+	descFallback    = prometheus.NewDesc("moh_fallback_playing", "1 when the built-in track plays because the playlist is empty.", nil, nil)
+	descPlaylist    = prometheus.NewDesc("moh_playlist_tracks", "Tracks in the playlist.", nil, nil)
+	descTracks      = prometheus.NewDesc("moh_library_tracks", "Tracks in the library.", nil, nil)
+	descUptime      = prometheus.NewDesc("moh_uptime_seconds", "Time since playback started.", nil, nil)
+	descFrames      = prometheus.NewDesc("moh_output_frames_total", "PCM frames delivered to the output since the backend started.", nil, nil)
+	descFaults      = prometheus.NewDesc("moh_watchdog_faults_total", "Faults detected by the watchdog, by fault class.", []string{"fault"}, nil)
+	descRecoveries  = prometheus.NewDesc("moh_watchdog_recoveries_total", "Recoveries, by the ladder rung that brought audio back.", []string{"rung"}, nil)
+	descAttempts    = prometheus.NewDesc("moh_watchdog_attempts_total", "Recovery attempts, by ladder rung.", []string{"rung"}, nil)
+	descWDHealthy   = prometheus.NewDesc("moh_watchdog_healthy", "1 when the watchdog sees no fault.", nil, nil)
+	descLastFault   = prometheus.NewDesc("moh_watchdog_last_fault_timestamp_seconds", "Unix time of the last fault (absent if none since start).", []string{"fault"}, nil)
+	descLastRecover = prometheus.NewDesc("moh_watchdog_last_recovery_seconds", "How long the last recovery took, from detection to audio.", nil, nil)
+	descDiskFree    = prometheus.NewDesc("moh_disk_free_bytes", "Free bytes on the library's file system.", nil, nil)
+	descDiskTotal   = prometheus.NewDesc("moh_disk_total_bytes", "Size of the library's file system.", nil, nil)
+	descDiskError   = prometheus.NewDesc("moh_disk_error", "1 when free space could not be read.", nil, nil)
+	descMQTT        = prometheus.NewDesc("moh_mqtt_connected", "1 while the fleet agent is connected to its broker.", nil, nil)
+)
+
+// collector reads the player and friends at scrape time.
+type collector struct{ o Options }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var allStates = []player.State{player.StateStarting, player.StatePlaying, player.StateStopped, player.StateRecovering, player.StateFailed}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge(ch, descInfo, 1, c.o.Version)
+	if p := c.o.Player; p != nil {
+		st := p.Status()
+		gauge(ch, descPlaying, b2f(st.State == player.StatePlaying))
+		gauge(ch, descFlowing, b2f(p.AudioFlowing()))
+		gauge(ch, descWanted, b2f(st.Wanted == player.StatePlaying))
+		for _, s := range allStates {
+			gauge(ch, descState, b2f(st.State == s), string(s), st.Backend)
+		}
+		gauge(ch, descLevel, st.LevelDBFS)
+		gauge(ch, descVolume, float64(st.Volume))
+		gauge(ch, descFallback, b2f(st.Fallback))
+		gauge(ch, descPlaylist, float64(st.PlaylistLength))
+		gauge(ch, descUptime, st.Uptime.Seconds())
+		counter(ch, descFrames, float64(st.Frames))
+		w := st.Watchdog
+		gauge(ch, descWDHealthy, b2f(w.Fault == ""))
+		for k, v := range w.FaultsByClass {
+			counter(ch, descFaults, float64(v), k)
+		}
+		for k, v := range w.RecoveriesByRung {
+			counter(ch, descRecoveries, float64(v), k)
+		}
+		for k, v := range w.AttemptsByRung {
+			counter(ch, descAttempts, float64(v), k)
+		}
+		if lf := w.LastFault; lf != nil && !lf.Time.IsZero() {
+			gauge(ch, descLastFault, float64(lf.Time.UnixNano())/1e9, lf.Fault)
+		}
+		if w.LastRecoveryMS > 0 {
+			gauge(ch, descLastRecover, float64(w.LastRecoveryMS)/1000)
+		}
+	}
+	if c.o.Tracks != nil {
+		gauge(ch, descTracks, float64(c.o.Tracks()))
+	}
+	if c.o.Disk != nil {
+		d, err := c.o.Disk()
+		gauge(ch, descDiskError, b2f(err != nil))
+		if err == nil {
+			gauge(ch, descDiskFree, float64(d.Free))
+			gauge(ch, descDiskTotal, float64(d.Total))
+		}
+	}
+	if c.o.MQTTConnected != nil {
+		gauge(ch, descMQTT, b2f(c.o.MQTTConnected()))
+	}
+}
