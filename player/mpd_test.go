@@ -17,7 +17,7 @@ import (
 
 // needMPD skips nothing: mpd, sox and lame are test dependencies of moh
 // (Debian packages mpd, sox, lame); a missing one is a failure.
-func needTools(t testing.TB) {
+func mpdNeedTools(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"mpd", "sox", "lame"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -26,12 +26,12 @@ func needTools(t testing.TB) {
 	}
 }
 
-// makeTone writes a LAME-encoded sine MP3 (freq 0: digital silence).
-func makeTone(t testing.TB, path string, seconds float64, freq int) {
+// mpdTone writes a LAME-encoded sine MP3 (freq 0: digital silence).
+func mpdTone(t testing.TB, path string, seconds float64, freq int) {
 	t.Helper()
-	synth := []string{"-n", "-r", "44100", "-c", "2", "-b", "16", "-t", "wav", "-", "synth", ftoa(seconds), "sine", itoa(freq)}
+	synth := []string{"-n", "-r", "44100", "-c", "2", "-b", "16", "-t", "wav", "-", "synth", wdFtoa(seconds), "sine", wdItoa(freq)}
 	if freq == 0 {
-		synth = []string{"-n", "-r", "44100", "-c", "2", "-b", "16", "-t", "wav", "-", "trim", "0", ftoa(seconds)}
+		synth = []string{"-n", "-r", "44100", "-c", "2", "-b", "16", "-t", "wav", "-", "trim", "0", wdFtoa(seconds)}
 	}
 	sox := exec.Command("sox", synth...)
 	lame := exec.Command("lame", "--quiet", "-b", "128", "-", path)
@@ -53,10 +53,10 @@ func makeTone(t testing.TB, path string, seconds float64, freq int) {
 	}
 }
 
-func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
-func itoa(i int) string     { return strconv.Itoa(i) }
+func wdFtoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+func wdItoa(i int) string     { return strconv.Itoa(i) }
 
-func testLogger(t testing.TB) *slog.Logger {
+func wdTestLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -75,19 +75,19 @@ type mpdFixture struct {
 
 func newMPDFixture(t testing.TB, o MPDOptions, ntracks int) *mpdFixture {
 	t.Helper()
-	needTools(t)
+	mpdNeedTools(t)
 	dir := t.TempDir()
 	f := &mpdFixture{dir: dir, music: filepath.Join(dir, "music")}
 	if err := os.MkdirAll(f.music, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for i := range ntracks {
-		p := filepath.Join(f.music, "tone"+itoa(i)+".mp3")
-		makeTone(t, p, 4, 330+110*i)
-		f.tracks = append(f.tracks, Track{ID: "t" + itoa(i), Path: p, Name: filepath.Base(p)})
+		p := filepath.Join(f.music, "tone"+wdItoa(i)+".mp3")
+		mpdTone(t, p, 4, 330+110*i)
+		f.tracks = append(f.tracks, Track{ID: "t" + wdItoa(i), Path: p, Name: filepath.Base(p)})
 	}
 	if o.Logger == nil {
-		o.Logger = testLogger(t)
+		o.Logger = wdTestLogger(t)
 	}
 	if o.MusicDir == "" {
 		o.MusicDir = f.music
@@ -122,8 +122,8 @@ func (f *mpdFixture) stop() {
 	f.cancel = nil
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
+// pollUntil polls cond until it holds or the timeout passes.
+func pollUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !cond() {
@@ -137,12 +137,12 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 
 // flowing reports audio reaching the output: frames advanced over the
 // last call and the level is audible.
-type flowProbe struct {
+type mpdFlowProbe struct {
 	b      Backend
 	frames uint64
 }
 
-func (p *flowProbe) flowing() bool {
+func (p *mpdFlowProbe) flowing() bool {
 	st := p.b.Status()
 	adv := st.Frames > p.frames
 	p.frames = st.Frames
@@ -162,8 +162,8 @@ func (f *mpdFixture) client(t testing.TB) *mpd.Client {
 
 func TestMPDPlaysQueueInOrder(t *testing.T) {
 	f := newMPDFixture(t, MPDOptions{}, 3)
-	p := &flowProbe{b: f.m}
-	waitFor(t, 15*time.Second, "audio from mpd", func() bool { time.Sleep(100 * time.Millisecond); return p.flowing() })
+	p := &mpdFlowProbe{b: f.m}
+	pollUntil(t, 15*time.Second, "audio from mpd", func() bool { time.Sleep(100 * time.Millisecond); return p.flowing() })
 	st := f.m.Status()
 	if st.Track == nil || st.Track.ID != "t0" || st.Index != 0 {
 		t.Fatalf("on air = %+v index %d, want t0 at 0", st.Track, st.Index)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -316,13 +317,19 @@ func (w *Watchdog) observe(now time.Time) observation {
 	return ob
 }
 
-// faultClass takes the class from a backend's "class: detail" fault.
+// faultClass takes the class from a backend's "class: detail" fault;
+// texts without one are classed by what they mention.
 func faultClass(fault string) string {
-	class, _, ok := cutFault(fault)
-	if !ok {
-		return FaultBackend
+	if class, _, ok := cutFault(fault); ok {
+		return class
 	}
-	return class
+	switch l := strings.ToLower(fault); {
+	case strings.Contains(l, "sink"), strings.Contains(l, "aplay"), strings.Contains(l, "alsa"):
+		return "sink-failed"
+	case strings.Contains(l, "no playable track"), strings.Contains(l, "empty playlist"):
+		return "no-track"
+	}
+	return FaultBackend
 }
 
 func cutFault(fault string) (class, detail string, ok bool) {
