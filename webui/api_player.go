@@ -1,0 +1,130 @@
+package webui
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/mohproject/moh/player"
+)
+
+// statusDoc is GET /api/v1/status.
+type statusDoc struct {
+	player.Status
+	AudioFlowing bool        `json:"audio_flowing"`
+	Version      string      `json:"version"`
+	UptimeS      float64     `json:"uptime_s"`
+	Disk         *diskStatus `json:"disk,omitempty"`
+}
+
+func (s *Server) statusDoc() statusDoc {
+	st := s.opt.Player.Status()
+	return statusDoc{
+		Status:       st,
+		AudioFlowing: s.opt.Player.AudioFlowing(),
+		Version:      s.opt.Version,
+		UptimeS:      st.Uptime.Seconds(),
+		Disk:         s.diskStatus(),
+	}
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.statusDoc())
+}
+
+// healthDoc is GET /healthz: small, for ping checks.
+type healthDoc struct {
+	OK          bool    `json:"ok"`
+	State       string  `json:"state"`
+	Backend     string  `json:"backend"`
+	Track       string  `json:"track,omitempty"`
+	UptimeS     float64 `json:"uptime_s"`
+	Fault       string  `json:"fault,omitempty"`
+	DiskWarning string  `json:"disk_warning,omitempty"`
+	Version     string  `json:"version"`
+}
+
+// healthz answers 200 while audio flows and 503 otherwise. It needs no
+// auth and says nothing an outsider could use beyond "is it playing".
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	st := s.opt.Player.Status()
+	h := healthDoc{
+		OK:      s.opt.Player.AudioFlowing(),
+		State:   string(st.State),
+		Backend: st.Backend,
+		UptimeS: st.Uptime.Seconds(),
+		Fault:   st.Fault,
+		Version: s.opt.Version,
+	}
+	if st.Track != nil {
+		h.Track = st.Track.Name
+	}
+	h.DiskWarning = diskWarning(s.diskStatus())
+	code := http.StatusOK
+	if !h.OK {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, h)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	n := 50
+	if v := r.URL.Query().Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 1000 {
+			s.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "n must be an integer from 1 to 1000"))
+			return
+		}
+	}
+	ev := s.opt.Player.Events().Recent(n)
+	if ev == nil {
+		ev = []player.Event{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": ev})
+}
+
+func (s *Server) play(w http.ResponseWriter, r *http.Request) {
+	s.opt.Player.Play()
+	s.audit(r, "play")
+	writeJSON(w, http.StatusOK, s.statusDoc())
+}
+
+func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
+	s.opt.Player.Stop()
+	s.audit(r, "stop")
+	writeJSON(w, http.StatusOK, s.statusDoc())
+}
+
+func (s *Server) next(w http.ResponseWriter, r *http.Request) {
+	s.opt.Player.Next()
+	s.audit(r, "next")
+	writeJSON(w, http.StatusOK, s.statusDoc())
+}
+
+type volumeDoc struct {
+	Volume *int `json:"volume"`
+}
+
+func (s *Server) setVolume(w http.ResponseWriter, r *http.Request) {
+	var v volumeDoc
+	if err := decodeJSON(w, r, &v); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if v.Volume == nil || *v.Volume < 0 || *v.Volume > 100 {
+		s.writeError(w, r, errorf(http.StatusBadRequest, "bad_volume", "volume must be an integer from 0 to 100"))
+		return
+	}
+	s.opt.Player.SetVolume(*v.Volume)
+	s.audit(r, "volume", "volume", *v.Volume)
+	writeJSON(w, http.StatusOK, map[string]int{"volume": s.opt.Player.Settings().Volume})
+}
+
+// audit logs who changed what: the token id, or "session".
+func (s *Server) audit(r *http.Request, what string, args ...any) {
+	p := principalFrom(r.Context())
+	who := "session"
+	if p.tokenID != "" {
+		who = "token:" + p.tokenID
+	}
+	s.log.Info("admin action", append([]any{"action", what, "by", who, "addr", clientAddr(r)}, args...)...)
+}

@@ -1,0 +1,279 @@
+//go:build mohlib
+
+package webui
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mohproject/moh/uploads"
+)
+
+// uploadDeadline bounds one upload request: long enough for a big file
+// over a slow site link, short enough that a stalled client lets go.
+const uploadDeadline = 30 * time.Minute
+
+func (s *Server) library(w http.ResponseWriter, r *http.Request) (Library, bool) {
+	if s.opt.Library == nil {
+		s.writeError(w, r, errNoLibrary)
+		return nil, false
+	}
+	return s.opt.Library, true
+}
+
+type trackList struct {
+	Tracks []uploads.Track `json:"tracks"`
+}
+
+func tracksDoc(ts []uploads.Track) trackList {
+	if ts == nil {
+		ts = []uploads.Track{}
+	}
+	return trackList{Tracks: ts}
+}
+
+func (s *Server) listTracks(w http.ResponseWriter, r *http.Request) {
+	lib, ok := s.library(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, tracksDoc(lib.Tracks()))
+}
+
+func (s *Server) trackOr404(w http.ResponseWriter, r *http.Request) (uploads.Track, bool) {
+	lib, ok := s.library(w, r)
+	if !ok {
+		return uploads.Track{}, false
+	}
+	id := chi.URLParam(r, "id")
+	t, ok := lib.Get(id)
+	if !ok {
+		s.writeError(w, r, errorf(http.StatusNotFound, "not_found", "no track with id "+id))
+		return uploads.Track{}, false
+	}
+	return t, true
+}
+
+func (s *Server) getTrack(w http.ResponseWriter, r *http.Request) {
+	if t, ok := s.trackOr404(w, r); ok {
+		writeJSON(w, http.StatusOK, t)
+	}
+}
+
+func (s *Server) deleteTrack(w http.ResponseWriter, r *http.Request) {
+	lib, ok := s.library(w, r)
+	if !ok {
+		return
+	}
+	id := chi.URLParam(r, "id")
+	if err := lib.Delete(id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.audit(r, "track delete", "track", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type orderDoc struct {
+	Order []string `json:"order"`
+}
+
+func (s *Server) reorder(w http.ResponseWriter, r *http.Request) {
+	lib, ok := s.library(w, r)
+	if !ok {
+		return
+	}
+	var o orderDoc
+	if err := decodeJSON(w, r, &o); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if o.Order == nil {
+		s.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", `the body must be {"order":[track ids]}`))
+		return
+	}
+	if err := lib.Reorder(o.Order); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.audit(r, "playlist reorder", "tracks", len(o.Order))
+	writeJSON(w, http.StatusOK, tracksDoc(lib.Tracks()))
+}
+
+func (s *Server) disk(w http.ResponseWriter, r *http.Request) {
+	lib, ok := s.library(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, lib.Disk())
+}
+
+// extendDeadlines gives one request more time than the server's default
+// timeouts, which are short to shed slow clients everywhere else.
+func extendDeadlines(w http.ResponseWriter, d time.Duration) {
+	rc := http.NewResponseController(w)
+	at := time.Now().Add(d)
+	_ = rc.SetReadDeadline(at) // not supported by test recorders: fine
+	_ = rc.SetWriteDeadline(at)
+}
+
+// serveFile sends a library file with Range support, for the page's
+// <audio> element.
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path, name, ctype string) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			s.writeError(w, r, errorf(http.StatusNotFound, "not_found", "the track's file is missing"))
+			return
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	extendDeadlines(w, 10*time.Minute)
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "private, max-age=0, must-revalidate")
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": name}))
+	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+func (s *Server) trackAudio(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.trackOr404(w, r)
+	if !ok {
+		return
+	}
+	s.serveFile(w, r, t.Path, strings.TrimSuffix(t.Name, filepath.Ext(t.Name))+".mp3", "audio/mpeg")
+}
+
+func (s *Server) trackPreview(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.trackOr404(w, r)
+	if !ok {
+		return
+	}
+	path, err := s.opt.Library.Preview(r.Context(), t.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.serveFile(w, r, path, strings.TrimSuffix(t.Name, filepath.Ext(t.Name))+"-phone.wav", "audio/wav")
+}
+
+var errTooManyUploads = errorf(http.StatusTooManyRequests, "too_many_uploads", "other uploads are being processed; try again in a moment")
+
+// upload streams the multipart field "file" straight into the library's
+// ingest: the body is capped first, never buffered whole in memory, and the
+// library checks the content itself.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
+	lib, ok := s.library(w, r)
+	if !ok {
+		return
+	}
+	select {
+	case s.upSlots <- struct{}{}:
+		defer func() { <-s.upSlots }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		s.writeError(w, r, errTooManyUploads)
+		return
+	}
+	extendDeadlines(w, uploadDeadline)
+	r.Body = http.MaxBytesReader(w, r.Body, s.opt.MaxUploadBytes)
+
+	id := r.Header.Get("X-Upload-Id")
+	if id != "" && !uploadIDPattern.MatchString(id) {
+		s.writeError(w, r, errorf(http.StatusBadRequest, "bad_upload_id", "X-Upload-Id must be 1 to 64 letters, digits, '-' or '_'"))
+		return
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		s.writeError(w, r, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send multipart/form-data with the audio in a field named file"))
+		return
+	}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			s.writeError(w, r, errorf(http.StatusBadRequest, "no_file", "the form has no field named file"))
+			return
+		}
+		if err != nil {
+			s.writeError(w, r, s.bodyError(err))
+			return
+		}
+		switch part.FormName() {
+		case "upload_id":
+			b, _ := io.ReadAll(io.LimitReader(part, 65))
+			if id == "" {
+				id = strings.TrimSpace(string(b))
+				if !uploadIDPattern.MatchString(id) {
+					s.writeError(w, r, errorf(http.StatusBadRequest, "bad_upload_id", "upload_id must be 1 to 64 letters, digits, '-' or '_'"))
+					return
+				}
+			}
+		case "file":
+			s.ingest(w, r, lib, id, part.FileName(), part)
+			part.Close()
+			return
+		default:
+			// Unknown fields are skipped, not an error: forms evolve.
+		}
+		part.Close()
+	}
+}
+
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, lib Library, id, name string, body io.Reader) {
+	name = filepath.Base(strings.ReplaceAll(name, `\`, "/"))
+	if name == "." || name == "/" || name == "" {
+		name = "upload"
+	}
+	s.uploads.update(id, func(u *uploadState) { u.Name, u.Stage = name, "receiving" })
+	t, existed, err := lib.Ingest(r.Context(), name, body, func(p uploads.Progress) {
+		s.uploads.update(id, func(u *uploadState) { u.Stage, u.Fraction = p.Stage, p.Fraction })
+	})
+	if err != nil {
+		err = s.bodyError(err)
+		status, code, msg := statusFor(err)
+		s.uploads.update(id, func(u *uploadState) { u.Done, u.Error = true, &errInfo{Code: code, Message: msg} })
+		if r.Context().Err() != nil {
+			s.log.Info("upload abandoned by the client", "name", name)
+			return
+		}
+		s.log.Info("upload refused", "name", name, "status", status, "code", code, "reason", msg)
+		// Read the rest so the browser gets the answer instead of a reset
+		// connection; the body cap bounds this.
+		io.Copy(io.Discard, r.Body)
+		s.writeError(w, r, err)
+		return
+	}
+	s.uploads.update(id, func(u *uploadState) { u.Done, u.Stage, u.Fraction, u.TrackID = true, "done", 1, t.ID })
+	status := http.StatusCreated
+	if existed {
+		status = http.StatusOK
+	}
+	s.audit(r, "track upload", "track", t.ID, "name", t.Name, "existed", existed)
+	writeJSON(w, status, t)
+}
+
+// bodyError explains a body that broke off or grew past the cap.
+func (s *Server) bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errorf(http.StatusRequestEntityTooLarge, "too_large", "the upload is larger than the server accepts ("+mib(mbe.Limit)+")")
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return errorf(http.StatusBadRequest, "bad_request", "the upload broke off before its end")
+	}
+	return err
+}

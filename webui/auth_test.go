@@ -1,0 +1,468 @@
+package webui
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const testPW = "correct horse battery"
+
+func TestNoDefaultPasswordSetupFlow(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	code := e.srv.SetupCode()
+	if code == "" {
+		t.Fatal("no setup code on a fresh data dir")
+	}
+	// Nothing gets in before setup: the page redirects, the API refuses.
+	resp, _ := e.do(nil, "GET", "/", nil, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/setup" {
+		t.Fatalf("GET / before setup: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body := e.do(nil, "GET", "/api/v1/status", nil, nil)
+	wantError(t, resp, body, 401, "unauthenticated")
+	resp, _ = e.do(nil, "GET", "/login", nil, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/setup" {
+		t.Fatalf("GET /login before setup: %d", resp.StatusCode)
+	}
+
+	c := noRedirect(newJar())
+	_, page := e.do(c, "GET", "/setup", nil, nil)
+	tok := string(hiddenCSRF.FindSubmatch(page)[1])
+	post := func(code, pw, confirm, csrf string) (*http.Response, []byte) {
+		f := url.Values{"code": {code}, "password": {pw}, "confirm": {confirm}, "csrf": {csrf}}
+		return e.do(c, "POST", "/setup", strings.NewReader(f.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	}
+	if resp, body := post("WRONG-CODE", testPW, testPW, tok); resp.StatusCode != 401 || !strings.Contains(string(body), "Wrong setup code") {
+		t.Fatalf("wrong code: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := post(code, testPW, testPW, "forged"); resp.StatusCode != 403 {
+		t.Fatalf("forged form token: %d", resp.StatusCode)
+	}
+	if resp, body := post(code, "short", "short", tok); resp.StatusCode != 400 || !strings.Contains(string(body), "too short") {
+		t.Fatalf("short password: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := post(code, testPW, testPW+"x", tok); resp.StatusCode != 400 {
+		t.Fatalf("mismatched confirm: %d", resp.StatusCode)
+	}
+	if set, _ := PasswordSet(e.dir); set {
+		t.Fatal("password stored after refused attempts")
+	}
+	// Lower case and without dashes is accepted: people type what they read.
+	resp, body = post(strings.ToLower(strings.ReplaceAll(code, "-", "")), testPW, testPW, tok)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("setup: %d %s", resp.StatusCode, body)
+	}
+	if e.srv.SetupCode() != "" {
+		t.Fatal("setup code still valid after setup")
+	}
+	if resp, _ := e.do(c, "GET", "/", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("setup did not log in: %d", resp.StatusCode)
+	}
+	// The code is one-time: setup is closed now.
+	if resp, _ := post(code, "another password", "another password", tok); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		t.Fatalf("second setup: %d", resp.StatusCode)
+	}
+	ok, err := e.srv.creds.checkPassword(testPW)
+	if err != nil || !ok {
+		t.Fatalf("stored password does not verify: %v %v", ok, err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(e.dir, PasswordFile))
+	if strings.Contains(string(raw), testPW) || !strings.HasPrefix(string(raw), "$argon2id$") {
+		t.Fatalf("password file is not an argon2id hash: %q", raw)
+	}
+}
+
+func TestPasswordSetWhileRunning(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	if e.srv.SetupCode() == "" {
+		t.Fatal("want a setup code")
+	}
+	// `mohd passwd` in another process while the daemon runs.
+	if err := SetPassword(e.dir, testPW); err != nil {
+		t.Fatal(err)
+	}
+	if e.srv.SetupCode() != "" {
+		t.Fatal("setup still open after mohd passwd")
+	}
+	e.login(testPW)
+	if err := SetPassword(e.dir, "a new password"); err != nil {
+		t.Fatal(err)
+	}
+	e.login("a new password")
+}
+
+func TestScopesFromSpec(t *testing.T) {
+	e := newEnv(t, envOpts{password: testPW, opts: func(o *Options) {
+		o.Metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("moh_up 1\n")) })
+	}})
+	tokens := map[Scope]string{}
+	for _, sc := range []Scope{ScopeRead, ScopeOperate, ScopeAdmin} {
+		tok, _, err := CreateToken(e.dir, sc.String(), "test "+sc.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[sc] = tok
+	}
+	var spec struct {
+		Paths map[string]map[string]struct {
+			Scope string `json:"x-moh-scope"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(openapiSpec, &spec); err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for path, ops := range spec.Paths {
+		for method, op := range ops {
+			need, err := ParseScope(op.Scope)
+			if err != nil {
+				continue // public routes and the page's own
+			}
+			p := strings.ReplaceAll(path, "{id}", "nosuchid")
+			m := strings.ToUpper(method)
+			name := m + " " + path
+			t.Run(name, func(t *testing.T) {
+				resp, body := e.do(nil, m, p, nil, nil)
+				wantError(t, resp, body, 401, "unauthenticated")
+				if resp.Header.Get("WWW-Authenticate") == "" {
+					t.Error("401 without WWW-Authenticate")
+				}
+				resp, body = e.do(nil, m, p, nil, bearer("moh_notatoken"))
+				wantError(t, resp, body, 401, "invalid_token")
+				resp, body = e.do(nil, m, p, nil, map[string]string{"Authorization": "Basic YWRtaW46YWRtaW4="})
+				wantError(t, resp, body, 401, "invalid_token")
+				for sc := ScopeRead; sc <= ScopeAdmin; sc++ {
+					resp, body := e.do(nil, m, p, strings.NewReader("{}"), bearer(tokens[sc]))
+					if sc < need {
+						wantError(t, resp, body, 403, "forbidden")
+						continue
+					}
+					if resp.StatusCode == 401 || resp.StatusCode == 403 {
+						t.Errorf("scope %s refused: %d %s", sc, resp.StatusCode, body)
+					}
+				}
+			})
+			checked++
+		}
+	}
+	if checked < 19 {
+		t.Fatalf("only %d scoped operations in the spec", checked)
+	}
+}
+
+func TestSessionCSRFAndCrossSite(t *testing.T) {
+	e := newEnv(t, envOpts{password: testPW})
+	c, csrf := e.login(testPW)
+	vol := func(hdr map[string]string) (*http.Response, []byte) {
+		return e.do(c, "PUT", "/api/v1/volume", strings.NewReader(`{"volume":42}`), hdr)
+	}
+	if resp, body := e.do(c, "GET", "/api/v1/status", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("session GET status: %d %s", resp.StatusCode, body)
+	}
+	resp, body := vol(nil)
+	wantError(t, resp, body, 403, "csrf")
+	resp, body = vol(map[string]string{csrfHeader: "wrong"})
+	wantError(t, resp, body, 403, "csrf")
+	resp, body = vol(map[string]string{csrfHeader: csrf, "Origin": "http://evil.example"})
+	wantError(t, resp, body, 403, "cross_site")
+	resp, body = vol(map[string]string{csrfHeader: csrf, "Origin": "null"})
+	wantError(t, resp, body, 403, "cross_site")
+	resp, body = vol(map[string]string{csrfHeader: csrf, "Sec-Fetch-Site": "cross-site"})
+	wantError(t, resp, body, 403, "cross_site")
+	resp, body = vol(map[string]string{csrfHeader: csrf, "Sec-Fetch-Site": "same-site"})
+	wantError(t, resp, body, 403, "cross_site")
+	if got := e.player.Settings().Volume; got == 42 {
+		t.Fatal("a refused request changed the volume")
+	}
+	resp, body = vol(map[string]string{csrfHeader: csrf, "Origin": e.ts.URL, "Sec-Fetch-Site": "same-origin"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("good session PUT: %d %s", resp.StatusCode, body)
+	}
+	if got := e.player.Settings().Volume; got != 42 {
+		t.Fatalf("volume %d, want 42", got)
+	}
+
+	// Logout needs the token too, and ends the session.
+	resp, body = e.do(c, "POST", "/logout", strings.NewReader("csrf=wrong"), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	wantError(t, resp, body, 403, "csrf")
+	resp, _ = e.do(c, "POST", "/logout", strings.NewReader("csrf="+url.QueryEscape(csrf)), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	resp, body = e.do(c, "GET", "/api/v1/status", nil, nil)
+	wantError(t, resp, body, 401, "unauthenticated")
+
+	// A cross-site login form post is refused before the password is looked at.
+	resp, _ = e.do(noRedirect(newJar()), "POST", "/login", strings.NewReader("password=x&csrf=y"),
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://evil.example"})
+	if resp.StatusCode != 403 {
+		t.Fatalf("cross-site login: %d", resp.StatusCode)
+	}
+}
+
+func TestSessionCookieAttributes(t *testing.T) {
+	e := newEnv(t, envOpts{password: testPW})
+	c := noRedirect(newJar())
+	_, page := e.do(c, "GET", "/login", nil, nil)
+	tok := string(hiddenCSRF.FindSubmatch(page)[1])
+	resp, _ := e.do(c, "POST", "/login", strings.NewReader(url.Values{"password": {testPW}, "csrf": {tok}}.Encode()),
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	var sc *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == sessionCookie {
+			sc = ck
+		}
+	}
+	if sc == nil || !sc.HttpOnly || sc.SameSite != http.SameSiteStrictMode || sc.MaxAge <= 0 || len(sc.Value) < 40 {
+		t.Fatalf("session cookie %+v", sc)
+	}
+	if sc.Secure {
+		t.Fatal("Secure cookie over plain HTTP would never be sent back")
+	}
+	// Under TLS the cookie is Secure.
+	ts := httptest.NewTLSServer(e.srv.Handler())
+	defer ts.Close()
+	cl := ts.Client()
+	cl.Jar = newJar()
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	r1, err := cl.Get(ts.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := readAll(t, r1)
+	tok = string(hiddenCSRF.FindSubmatch(b)[1])
+	r2, err := cl.PostForm(ts.URL+"/login", url.Values{"password": {testPW}, "csrf": {tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	found := false
+	for _, ck := range r2.Cookies() {
+		if ck.Name == sessionCookie {
+			found = true
+			if !ck.Secure {
+				t.Fatal("session cookie not Secure under TLS")
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no session cookie under TLS: %d", r2.StatusCode)
+	}
+}
+
+func TestSessionExpiry(t *testing.T) {
+	clock := newFakeClock()
+	e := newEnv(t, envOpts{password: testPW, clock: clock, opts: func(o *Options) {
+		o.SessionIdle = 30 * time.Minute
+		o.SessionLifetime = 2 * time.Hour
+	}})
+	c, _ := e.login(testPW)
+	get := func() int {
+		resp, _ := e.do(c, "GET", "/api/v1/status", nil, nil)
+		return resp.StatusCode
+	}
+	// Active use keeps the session alive up to its lifetime...
+	for i := 0; i < 7; i++ {
+		clock.Advance(15 * time.Minute)
+		if s := get(); s != 200 {
+			t.Fatalf("after %v of activity: %d", time.Duration(i+1)*15*time.Minute, s)
+		}
+	}
+	clock.Advance(15 * time.Minute) // 2 h since login
+	resp, body := e.do(c, "GET", "/api/v1/status", nil, nil)
+	wantError(t, resp, body, 401, "unauthenticated")
+
+	// ...and idleness ends it sooner.
+	c, _ = e.login(testPW)
+	clock.Advance(29 * time.Minute)
+	if s := get(); s != 200 {
+		t.Fatalf("29 min idle: %d", s)
+	}
+	clock.Advance(30 * time.Minute)
+	if s := get(); s != 401 {
+		t.Fatalf("30 min idle: %d", s)
+	}
+	resp, _ = e.do(c, "GET", "/", nil, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		t.Fatalf("page after expiry: %d", resp.StatusCode)
+	}
+}
+
+// postLogin posts the login form from addr, straight into the handler so
+// the test can choose the client address.
+func postLogin(h http.Handler, addr, pw string) *httptest.ResponseRecorder {
+	const tok = "0123456789abcdef0123456789abcdef0123456789a"
+	f := url.Values{"password": {pw}, "csrf": {tok}}
+	r := httptest.NewRequest("POST", "/login", strings.NewReader(f.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.AddCookie(&http.Cookie{Name: preCookie, Value: tok})
+	r.RemoteAddr = addr + ":40000"
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func TestLoginThrottling(t *testing.T) {
+	clock := newFakeClock()
+	e := newEnv(t, envOpts{password: testPW, clock: clock})
+	h := e.srv.Handler()
+	for i := 0; i < 5; i++ {
+		if w := postLogin(h, "192.0.2.1", "wrong"); w.Code != 401 {
+			t.Fatalf("attempt %d: %d", i, w.Code)
+		}
+	}
+	// Even the right password waits now: otherwise guessing continues.
+	w := postLogin(h, "192.0.2.1", testPW)
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("6th attempt: %d, Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+	// Another address is not affected.
+	if w := postLogin(h, "192.0.2.2", testPW); w.Code != http.StatusSeeOther {
+		t.Fatalf("other address: %d", w.Code)
+	}
+	clock.Advance(61 * time.Second)
+	if w := postLogin(h, "192.0.2.1", testPW); w.Code != http.StatusSeeOther {
+		t.Fatalf("after waiting: %d", w.Code)
+	}
+
+	// The global cap: many addresses guessing together are slowed too.
+	clock.Advance(time.Hour)
+	refused := 0
+	for i := 0; i < 120; i++ {
+		w := postLogin(h, fmt.Sprintf("198.51.100.%d", i), "wrong")
+		if w.Code == 429 {
+			refused++
+		}
+	}
+	if refused < 60 {
+		t.Fatalf("global cap: only %d of 120 guesses from 120 addresses refused", refused)
+	}
+	if w := postLogin(h, "203.0.113.9", testPW); w.Code != 429 {
+		t.Fatalf("fresh address under the global cap: %d", w.Code)
+	}
+}
+
+func TestTokensLifecycle(t *testing.T) {
+	e := newEnv(t, envOpts{password: testPW})
+	admin, info, err := CreateToken(e.dir, "admin", "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(admin, "moh_") || info.Scope != ScopeAdmin || info.Name != "ops" {
+		t.Fatalf("token %q %+v", admin, info)
+	}
+	raw, _ := os.ReadFile(filepath.Join(e.dir, TokensFile))
+	if strings.Contains(string(raw), admin) || strings.Contains(string(raw), strings.TrimPrefix(admin, "moh_")) {
+		t.Fatal("token stored in clear")
+	}
+	if _, _, err := CreateToken(e.dir, "root", ""); err == nil {
+		t.Fatal("unknown scope accepted")
+	}
+
+	// Create one over the API, use it, list, revoke.
+	resp, body := e.do(nil, "POST", "/api/v1/tokens", strings.NewReader(`{"scope":"read","name":"monitor"}`), bearer(admin))
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	var ct createdToken
+	if err := json.Unmarshal(body, &ct); err != nil || ct.Token == "" || ct.ID == "" || ct.Scope != ScopeRead {
+		t.Fatalf("created token %s", body)
+	}
+	if resp, _ := e.do(nil, "GET", "/api/v1/status", nil, bearer(ct.Token)); resp.StatusCode != 200 {
+		t.Fatalf("new read token: %d", resp.StatusCode)
+	}
+	resp, body = e.do(nil, "GET", "/api/v1/tokens", nil, bearer(admin))
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"monitor"`) || strings.Contains(string(body), ct.Token) {
+		t.Fatalf("list: %d %s", resp.StatusCode, body)
+	}
+	resp, body = e.do(nil, "POST", "/api/v1/tokens", strings.NewReader(`{"scope":"superuser"}`), bearer(admin))
+	wantError(t, resp, body, 400, "bad_scope")
+	resp, body = e.do(nil, "POST", "/api/v1/tokens", strings.NewReader(`{"scope":"read","extra":1}`), bearer(admin))
+	wantError(t, resp, body, 400, "bad_request")
+	resp, body = e.do(nil, "DELETE", "/api/v1/tokens/"+ct.ID, nil, bearer(admin))
+	if resp.StatusCode != 204 {
+		t.Fatalf("revoke: %d %s", resp.StatusCode, body)
+	}
+	resp, body = e.do(nil, "GET", "/api/v1/status", nil, bearer(ct.Token))
+	wantError(t, resp, body, 401, "invalid_token")
+	resp, body = e.do(nil, "DELETE", "/api/v1/tokens/"+ct.ID, nil, bearer(admin))
+	wantError(t, resp, body, 404, "not_found")
+
+	// Revoked from the CLI while the daemon runs: refused at once.
+	if err := RevokeToken(e.dir, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = e.do(nil, "GET", "/api/v1/status", nil, bearer(admin))
+	wantError(t, resp, body, 401, "invalid_token")
+	list, err := ListTokens(e.dir)
+	if err != nil || len(list) != 0 {
+		t.Fatalf("tokens left: %v %v", list, err)
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	e := newEnv(t, envOpts{password: testPW})
+	for _, p := range []string{"/login", "/healthz", "/api/v1/status", "/static/app.js", "/nope"} {
+		resp, _ := e.do(nil, "GET", p, nil, nil)
+		h := resp.Header
+		if !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'self'") ||
+			!strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+			h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" ||
+			h.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s: security headers missing: %v", p, h)
+		}
+	}
+	resp, body := e.do(nil, "GET", "/api/v1/nope", nil, nil)
+	wantError(t, resp, body, 404, "not_found")
+	resp, body = e.do(nil, "PATCH", "/api/v1/status", nil, nil)
+	wantError(t, resp, body, 405, "method_not_allowed")
+}
+
+func TestHealthz(t *testing.T) {
+	e := newEnv(t, envOpts{password: testPW})
+	// The stub backend plays after Run; AudioFlowing follows the player.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, body := e.do(nil, "GET", "/healthz", nil, nil)
+		var h healthDoc
+		if err := json.Unmarshal(body, &h); err != nil {
+			t.Fatalf("healthz body %s", body)
+		}
+		if e.player.AudioFlowing() == (resp.StatusCode == 200) && h.OK == (resp.StatusCode == 200) && h.Version == "test-1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz %d %s, flowing %v", resp.StatusCode, body, e.player.AudioFlowing())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestVolumeValidation(t *testing.T) {
+	e := newEnv(t, envOpts{password: testPW})
+	tok, _, _ := CreateToken(e.dir, "operate", "")
+	for _, b := range []string{``, `{}`, `{"volume":101}`, `{"volume":-1}`, `{"volume":"50"}`, `{"volume":50}{"x":1}`, `[50]`} {
+		resp, body := e.do(nil, "PUT", "/api/v1/volume", strings.NewReader(b), bearer(tok))
+		if resp.StatusCode != 400 {
+			t.Errorf("body %q: %d %s", b, resp.StatusCode, body)
+		}
+		wantError(t, resp, body, 400, "")
+	}
+	resp, body := e.do(nil, "PUT", "/api/v1/volume", strings.NewReader(`{"volume":7}`), map[string]string{"Authorization": "Bearer " + tok, "Content-Type": "text/plain"})
+	wantError(t, resp, body, 415, "unsupported_media_type")
+	resp, body = e.do(nil, "PUT", "/api/v1/volume", strings.NewReader(`{"volume":7}`), bearer(tok))
+	if resp.StatusCode != 200 || e.player.Settings().Volume != 7 {
+		t.Fatalf("volume 7: %d %s", resp.StatusCode, body)
+	}
+	big := `{"volume":1,"pad":"` + strings.Repeat("x", 2<<20) + `"}`
+	resp, body = e.do(nil, "PUT", "/api/v1/volume", strings.NewReader(big), bearer(tok))
+	wantError(t, resp, body, 413, "too_large")
+}

@@ -1,0 +1,105 @@
+package webui
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// credentials caches the password hash and token hashes from the data dir
+// and reloads them when the files change, so `mohd passwd` and `mohd token
+// create|revoke` take effect in a running daemon without a restart. A stat
+// per check is cheap; re-reading on every request would not be.
+type credentials struct {
+	dir string
+
+	mu      sync.Mutex
+	pwStamp fileStamp
+	pwHash  string
+	tkStamp fileStamp
+	tokens  map[string]TokenInfo // sha256 hex → info
+}
+
+type fileStamp struct {
+	exists bool
+	mod    time.Time
+	size   int64
+}
+
+func stampOf(path string) (fileStamp, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fileStamp{}, nil
+	}
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{exists: true, mod: fi.ModTime(), size: fi.Size()}, nil
+}
+
+func newCredentials(dir string) *credentials {
+	return &credentials{dir: dir, pwStamp: fileStamp{size: -1}, tkStamp: fileStamp{size: -1}}
+}
+
+// passwordHash returns the current hash, or ErrNoPassword.
+func (c *credentials) passwordHash() (string, error) {
+	path := filepath.Join(c.dir, PasswordFile)
+	st, err := stampOf(path)
+	if err != nil {
+		return "", fmt.Errorf("stat password: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st != c.pwStamp {
+		c.pwHash = ""
+		if st.exists {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return "", fmt.Errorf("read password: %w", err)
+			}
+			c.pwHash = string(b)
+		}
+		c.pwStamp = st
+	}
+	if c.pwHash == "" {
+		return "", ErrNoPassword
+	}
+	return c.pwHash, nil
+}
+
+// checkPassword reports whether pw is the admin password.
+func (c *credentials) checkPassword(pw string) (bool, error) {
+	h, err := c.passwordHash()
+	if err != nil {
+		return false, err
+	}
+	return verifyPassword(h, pw)
+}
+
+// token looks a bearer token up by its hash.
+func (c *credentials) token(tok string) (TokenInfo, bool, error) {
+	st, err := stampOf(filepath.Join(c.dir, TokensFile))
+	if err != nil {
+		return TokenInfo{}, false, fmt.Errorf("stat tokens: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st != c.tkStamp || c.tokens == nil {
+		f, err := readTokens(c.dir)
+		if err != nil {
+			return TokenInfo{}, false, err
+		}
+		m := make(map[string]TokenInfo, len(f.Tokens))
+		for _, t := range f.Tokens {
+			m[t.SHA256] = t.TokenInfo
+		}
+		c.tokens, c.tkStamp = m, st
+	}
+	// The lookup is keyed by the SHA-256 of a 256-bit secret, so its
+	// timing tells a guesser nothing about the token.
+	info, ok := c.tokens[hashToken(tok)]
+	return info, ok, nil
+}

@@ -1,0 +1,74 @@
+package webui
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// routes is the whole URL space. Every route here is described in
+// assets/openapi.json with the scope it needs (x-moh-scope); a test walks
+// this router and the spec against each other.
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.recoverer, securityHeaders)
+	r.NotFound(s.notFound)
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this path"))
+	})
+
+	r.Get("/healthz", s.healthz)
+	if s.opt.Metrics != nil {
+		if s.opt.PublicMetrics {
+			r.Handle("/metrics", s.opt.Metrics)
+		} else {
+			r.With(s.need(ScopeRead)).Handle("/metrics", s.opt.Metrics)
+		}
+	}
+
+	// The admin page.
+	r.Get("/", s.index)
+	r.Get("/login", s.loginForm)
+	r.Post("/login", s.login)
+	r.Post("/logout", s.logout)
+	r.Get("/setup", s.setupForm)
+	r.Post("/setup", s.setup)
+	r.Handle("/static/*", s.static())
+
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Get("/openapi.json", s.openapi)
+
+		read := r.With(s.need(ScopeRead))
+		read.Get("/status", s.status)
+		read.Get("/events", s.events)
+		read.Get("/disk", s.disk)
+		read.Get("/tracks", s.listTracks)
+		read.Get("/tracks/{id}", s.getTrack)
+		read.Get("/tracks/{id}/audio", s.trackAudio)
+		read.Get("/tracks/{id}/preview", s.trackPreview)
+
+		op := r.With(s.need(ScopeOperate))
+		op.Post("/player/play", s.play)
+		op.Post("/player/stop", s.stop)
+		op.Post("/player/next", s.next)
+		op.Put("/volume", s.setVolume)
+
+		admin := r.With(s.need(ScopeAdmin))
+		admin.Post("/tracks", s.upload)
+		admin.Delete("/tracks/{id}", s.deleteTrack)
+		admin.Put("/playlist", s.reorder)
+		admin.Get("/uploads/{id}", s.uploadProgress)
+		admin.Get("/tokens", s.listTokens)
+		admin.Post("/tokens", s.createToken)
+		admin.Delete("/tokens/{id}", s.revokeToken)
+	})
+	return r
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if isAPI(r) {
+		s.writeError(w, r, errNotFound)
+		return
+	}
+	http.Error(w, "404 page not found", http.StatusNotFound)
+}

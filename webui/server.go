@@ -1,0 +1,236 @@
+package webui
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mohproject/moh/player"
+)
+
+// Player is what the web surface needs of the player.
+type Player interface {
+	Status() player.Status
+	Play()
+	Stop()
+	Next()
+	SetVolume(v int)
+	AudioFlowing() bool
+	Events() *player.EventLog
+	Settings() player.Settings
+}
+
+// Options configure a Server.
+type Options struct {
+	Player Player
+	// Library is the track library; nil answers the track endpoints with
+	// 503 (the daemon may run without one while it is being repaired).
+	Library Library
+	// DataDir holds the admin password hash, the token list and the
+	// auto-generated TLS certificate.
+	DataDir string
+	Logger  *slog.Logger
+	Version string
+	// Metrics serves GET /metrics; nil answers 404.
+	Metrics http.Handler
+	// PublicMetrics serves /metrics without a token. By default a read
+	// token is needed (Prometheus sends it with `authorization:`).
+	PublicMetrics bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	// TLSCert and TLSKey are PEM files to serve HTTPS with. TLSAuto
+	// instead generates a self-signed certificate once and keeps it in
+	// DataDir.
+	TLSCert, TLSKey string
+	TLSAuto         bool
+
+	// MaxUploadBytes caps an upload request body (default 512 MiB).
+	MaxUploadBytes int64
+	// MaxConcurrentUploads caps uploads being received or ingested at
+	// once (default 2): ingest is CPU-heavy and must not starve playback.
+	MaxConcurrentUploads int
+	// SessionLifetime and SessionIdle bound a login (default 12 h and 1 h).
+	SessionLifetime, SessionIdle time.Duration
+}
+
+// Server is the HTTP surface of one moh box.
+type Server struct {
+	opt      Options
+	log      *slog.Logger
+	now      func() time.Time
+	creds    *credentials
+	sessions *sessions
+	throttle *throttle
+	uploads  *uploadTracker
+	upSlots  chan struct{}
+	pages    *pages
+	tls      *tls.Config
+	handler  http.Handler
+	router   chi.Router
+
+	setupMu   sync.Mutex
+	setupCode string
+
+	diskMu    sync.Mutex
+	diskAt    time.Time
+	diskCache *diskStatus
+}
+
+// New builds a Server. If no admin password is set yet it generates a
+// one-time setup code and logs it: the first-run setup page asks for it,
+// so nobody on the network can claim a fresh box before its owner.
+func New(o Options) (*Server, error) {
+	if o.Player == nil {
+		return nil, errors.New("webui: no player")
+	}
+	if o.DataDir == "" {
+		return nil, errors.New("webui: no data dir")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxUploadBytes <= 0 {
+		o.MaxUploadBytes = 512 << 20
+	}
+	if o.MaxConcurrentUploads <= 0 {
+		o.MaxConcurrentUploads = 2
+	}
+	if o.SessionLifetime <= 0 {
+		o.SessionLifetime = 12 * time.Hour
+	}
+	if o.SessionIdle <= 0 {
+		o.SessionIdle = time.Hour
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	s := &Server{
+		opt:      o,
+		log:      o.Logger.With("component", "webui"),
+		now:      o.Now,
+		creds:    newCredentials(o.DataDir),
+		sessions: newSessions(o.Now, o.SessionLifetime, o.SessionIdle),
+		throttle: newThrottle(o.Now),
+		uploads:  newUploadTracker(o.Now),
+		upSlots:  make(chan struct{}, o.MaxConcurrentUploads),
+	}
+	var err error
+	if s.pages, err = loadPages(); err != nil {
+		return nil, err
+	}
+	if s.tls, err = loadTLS(o, s.log); err != nil {
+		return nil, err
+	}
+	set, err := PasswordSet(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if !set {
+		s.setupCode = newSetupCode()
+		s.log.Warn("no admin password set: open /setup on this box's web page and enter the setup code (or run `mohd passwd`)",
+			"setup_code", s.setupCode)
+	}
+	s.router = s.routes()
+	s.handler = s.router
+	return s, nil
+}
+
+// SetupCode returns the one-time first-run setup code, or "" once an admin
+// password exists.
+func (s *Server) SetupCode() string {
+	s.setupMu.Lock()
+	defer s.setupMu.Unlock()
+	if s.setupCode != "" {
+		if set, err := PasswordSet(s.opt.DataDir); err == nil && set {
+			s.setupCode = ""
+		}
+	}
+	return s.setupCode
+}
+
+// Handler is the whole HTTP surface, for tests and for embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// TLS reports whether Run serves HTTPS.
+func (s *Server) TLS() bool { return s.tls != nil }
+
+// httpServer sets the timeouts that keep slow or idle clients from
+// holding connections. Uploads and media downloads extend their own
+// deadlines per request (see extendDeadlines), so WriteTimeout can stay
+// short for everything else.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		TLSConfig:         s.tls,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Run listens on addr and serves until ctx is done, then shuts down
+// gracefully.
+func (s *Server) Run(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done. It closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := s.httpServer()
+	scheme := "http"
+	if s.tls != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, s.tls)
+	}
+	s.log.Info("serving", "addr", ln.Addr().String(), "scheme", scheme)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	<-errc
+	return nil
+}
+
+// clientAddr is the address throttling counts by: the TCP peer. Headers
+// such as X-Forwarded-For are not trusted, because the box is meant to be
+// reached directly and an attacker could set them.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func isAPI(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/healthz" || r.URL.Path == "/metrics"
+}
