@@ -1,0 +1,156 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mohproject/moh/internal/metrics"
+	"github.com/mohproject/moh/player"
+)
+
+type fakePlayer struct {
+	st      player.Status
+	flowing bool
+}
+
+func (f *fakePlayer) Status() player.Status { return f.st }
+func (f *fakePlayer) AudioFlowing() bool    { return f.flowing }
+
+// box serves /healthz shaped like mohd's and the real /metrics handler
+// over a fake player, so the check parses what mohd actually exports.
+type box struct {
+	p          *fakePlayer
+	free       uint64
+	mqtt       bool
+	healthCode int // 0: derived from flowing
+	noMetrics  bool
+}
+
+func (b *box) handler() http.Handler {
+	m := metrics.New(metrics.Options{
+		Player: b.p, Version: "test",
+		Disk:          func() (metrics.Disk, error) { return metrics.Disk{Free: b.free, Total: 1000 << 20}, nil },
+		MQTTConnected: func() bool { return b.mqtt },
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		code := b.healthCode
+		if code == 0 {
+			code = http.StatusOK
+			if !b.p.flowing {
+				code = http.StatusServiceUnavailable
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		if code == http.StatusInternalServerError {
+			w.Write([]byte("oops"))
+			return
+		}
+		st := b.p.Status()
+		json.NewEncoder(w).Encode(map[string]any{"ok": b.p.flowing, "state": st.State, "backend": st.Backend, "track": "Hold music", "fault": st.Fault, "version": "test"})
+	})
+	if !b.noMetrics {
+		mux.Handle("/metrics", m.Handler())
+	}
+	return mux
+}
+
+func TestCheck(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	playing := func() *fakePlayer {
+		return &fakePlayer{flowing: true, st: player.Status{
+			BackendStatus: player.BackendStatus{State: player.StatePlaying, LevelDBFS: -20},
+			Backend:       "direct", Wanted: player.StatePlaying, Volume: 80, Uptime: time.Hour,
+			Watchdog: player.WatchdogStatus{RecoveriesByRung: map[string]uint64{"replay": 2}, FaultsByClass: map[string]uint64{"stalled": 2}},
+		}}
+	}
+	cases := []struct {
+		name  string
+		setup func(b *box)
+		code  int
+		want  []string
+	}{
+		{"healthy", func(b *box) {}, OK, []string{`MOH OK - playing "Hold music" on direct |`, "disk_free=50.0%;15;5;0;100", "level=-20.0dB", "recoveries=2c", "uptime=3600s"}},
+		{"disk nearly full", func(b *box) { b.free = 100 << 20 }, Warning, []string{"MOH WARNING", "disk nearly full: 10.0% free (100.0 MiB)"}},
+		{"disk full", func(b *box) { b.free = 20 << 20 }, Critical, []string{"MOH CRITICAL", "disk 2.0% free"}},
+		{"recent fault", func(b *box) {
+			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-5 * time.Minute), Fault: "stalled"}
+		}, Warning, []string{`watchdog recovered from "stalled" 5m0s ago`}},
+		{"old fault", func(b *box) {
+			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-time.Hour), Fault: "stalled"}
+		}, OK, nil},
+		{"silent", func(b *box) {
+			b.p.flowing = false
+			b.p.st.State, b.p.st.Fault = player.StateRecovering, "stalled: no frames for 2s"
+		}, Critical, []string{"audio not flowing (state recovering, stalled: no frames for 2s)"}},
+		{"silent and disk low", func(b *box) { b.p.flowing = false; b.free = 100 << 20 }, Critical, []string{"audio not flowing", "disk nearly full"}},
+		{"stopped by admin", func(b *box) {
+			b.p.flowing = false
+			b.p.st.State, b.p.st.Wanted = player.StateStopped, player.StateStopped
+		}, Warning, []string{"stopped by the admin"}},
+		{"mqtt down", func(b *box) { b.mqtt = false }, Warning, []string{"fleet MQTT link down"}},
+		{"bad healthz", func(b *box) { b.healthCode = http.StatusInternalServerError }, Unknown, []string{"MOH UNKNOWN - unexpected /healthz answer: HTTP 500"}},
+		{"no metrics", func(b *box) { b.noMetrics = true }, Unknown, []string{"cannot read /metrics: HTTP 404"}},
+		{"no metrics but silent", func(b *box) { b.noMetrics = true; b.p.flowing = false }, Critical, []string{"audio not flowing"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := &box{p: playing(), free: 500 << 20, mqtt: true}
+			c.setup(b)
+			srv := httptest.NewServer(b.handler())
+			defer srv.Close()
+			var out bytes.Buffer
+			code := Run(context.Background(), Options{URL: srv.URL, Now: func() time.Time { return now }}, &out)
+			line := out.String()
+			if code != c.code {
+				t.Errorf("exit %d, want %d: %s", code, c.code, line)
+			}
+			if strings.Count(line, "\n") != 1 || strings.Count(line, "|") > 1 {
+				t.Errorf("not one line with one perfdata separator: %q", line)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("output %q lacks %q", line, w)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckMohdDown(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	var out bytes.Buffer
+	if code := Run(context.Background(), Options{URL: url, Timeout: 2 * time.Second}, &out); code != Critical {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	if !strings.HasPrefix(out.String(), "MOH CRITICAL - mohd not answering at "+url) {
+		t.Fatalf("output %q", out.String())
+	}
+}
+
+func TestCheckTimesOut(t *testing.T) {
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(block)
+	start := time.Now()
+	var out bytes.Buffer
+	code := Run(context.Background(), Options{URL: srv.URL, Timeout: 300 * time.Millisecond}, &out)
+	if code != Critical || time.Since(start) > 5*time.Second {
+		t.Fatalf("exit %d after %v: %s", code, time.Since(start), out.String())
+	}
+}
