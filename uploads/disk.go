@@ -1,0 +1,66 @@
+package uploads
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// DiskStatus is the state of the file system holding the library.
+type DiskStatus struct {
+	FreeBytes  uint64 `json:"free_bytes"`
+	TotalBytes uint64 `json:"total_bytes"`
+	// Warning is set while free space is below twice the refusal margin,
+	// so the admin hears about it before uploads start failing.
+	Warning bool   `json:"warning"`
+	Message string `json:"message,omitempty"`
+}
+
+func statfs(path string) (free, total uint64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, 0, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	// Bavail, not Bfree: blocks reserved for root are not ours to use.
+	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+}
+
+// Disk reports free space and whether it is getting short.
+func (l *Library) Disk() DiskStatus {
+	free, total, err := l.opts.Statfs(l.store)
+	if err != nil {
+		return DiskStatus{Warning: true, Message: "cannot read free disk space: " + err.Error()}
+	}
+	d := DiskStatus{FreeBytes: free, TotalBytes: total}
+	if l.opts.MinFreeBytes < 0 {
+		return d
+	}
+	margin := uint64(l.opts.MinFreeBytes)
+	switch {
+	case free < margin:
+		d.Warning = true
+		d.Message = fmt.Sprintf("disk full: %s free, uploads are refused below %s", mib(free), mib(margin))
+	case free < 2*margin:
+		d.Warning = true
+		d.Message = fmt.Sprintf("disk nearly full: %s free, uploads will be refused below %s", mib(free), mib(margin))
+	}
+	return d
+}
+
+// checkDisk refuses when storing need more bytes would leave less than the
+// margin free.
+func (l *Library) checkDisk(need int64) error {
+	if l.opts.MinFreeBytes < 0 {
+		return nil
+	}
+	free, _, err := l.opts.Statfs(l.store)
+	if err != nil {
+		return fmt.Errorf("check free disk space: %w", err)
+	}
+	margin := uint64(l.opts.MinFreeBytes)
+	if free < margin+uint64(max(need, 0)) {
+		return refuse(CodeDiskFull, fmt.Sprintf("not enough disk space: %s free, %s needed for this track and %s must stay free", mib(free), mib(uint64(max(need, 0))), mib(margin)))
+	}
+	return nil
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
