@@ -26,9 +26,9 @@ type FileSinkOptions struct {
 	FIFOWait time.Duration
 }
 
-// FileSink writes raw s16le 44.1 kHz stereo to a regular file (appended)
-// or a FIFO read live by another process such as a PBX, paced in real
-// time.
+// FileSink writes raw s16le 44.1 kHz stereo to a FIFO read live by
+// another process such as a PBX, or appends it to a regular file (for
+// tests), paced in real time.
 type FileSink struct {
 	path string
 	fifo bool
@@ -52,7 +52,13 @@ func OpenFileSink(ctx context.Context, path string, o FileSinkOptions) (*FileSin
 	if err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
-	log.Debug("file sink open", "fifo", fifo)
+	if fifo {
+		log.Debug("file sink open on a fifo")
+	} else {
+		// Fine for tests and a quick listen; on an appliance it wears
+		// the flash, which is what a FIFO to the PBX avoids.
+		log.Warn("file output is a regular file: it grows by about 635 MB an hour")
+	}
 	return &FileSink{path: path, fifo: fifo, f: f, w: newPacedWriter(o.Clock), log: log}, nil
 }
 
@@ -75,7 +81,8 @@ func openNonBlocking(ctx context.Context, path string, wait time.Duration, log *
 			return nil, false, fmt.Errorf("open %s: %w", path, err)
 		}
 		if !logged {
-			log.Info("waiting for a reader on fifo", "max_wait", wait)
+			// Debug: the caller retries with backoff and logs the error.
+			log.Debug("waiting for a reader on fifo", "max_wait", wait)
 			logged = true
 		}
 		select {
