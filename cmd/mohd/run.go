@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mohproject/moh/fleet"
+	"github.com/mohproject/moh/internal/atomicfile"
+	"github.com/mohproject/moh/internal/metrics"
+	"github.com/mohproject/moh/player"
+	"github.com/mohproject/moh/uploads"
+	"github.com/mohproject/moh/webui"
+)
+
+// run is `mohd run`: every long-running part is a func(ctx) error under one
+// errgroup; the first to fail stops the others.
+func run(ctx context.Context, c *config, log *slog.Logger) error {
+	// A FIFO reader (a PBX) going away must be an error on write, not the
+	// death of mohd.
+	signal.Ignore(syscall.SIGPIPE)
+	log.Info("mohd starting", "version", version, "backend", c.Backend, "output", c.Output,
+		"data", c.Data, "music", c.Music, "listen", c.Listen)
+
+	for _, d := range []string{c.Data, c.Music} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if n, _ := atomicfile.CleanTemps(c.Data); n > 0 {
+		log.Info("removed temp files left by an interrupted write", "count", n)
+	}
+	out, err := player.ParseOutput(c.Output)
+	if err != nil {
+		return err
+	}
+	fallback, err := player.EnsureFallback(c.Data)
+	if err != nil {
+		return fmt.Errorf("built-in track: %w", err)
+	}
+
+	events := player.NewEventLog(200, nil)
+	libOpts, err := libraryOptions(c, log, func(kind, msg string) {
+		events.Add(player.Event{Kind: "library", Message: kind + ": " + msg})
+	})
+	if err != nil {
+		return err
+	}
+	lib, err := uploads.Open(libOpts)
+	if err != nil {
+		return fmt.Errorf("open library: %w", err)
+	}
+
+	backend, err := newBackend(c, out, lib.RenditionDir(), log)
+	if err != nil {
+		return err
+	}
+	store := newStateStore(c.Data, log)
+	p := player.New(player.Options{
+		Backend:  backend,
+		Logger:   log,
+		Fallback: fallback,
+		Settings: store.Load(),
+		Save:     store.Save,
+		Events:   events,
+	})
+	// The playlist is known before playback starts, so a power cut resumes
+	// the site's music, not the built-in track.
+	p.SetPlaylist(playlistFrom(lib.Tracks()))
+	wd := player.NewWatchdog(player.WatchdogOptions{
+		Backend:         backend,
+		Wanted:          func() bool { return p.Settings().Playing },
+		Events:          events,
+		Logger:          log,
+		Reboot:          c.Reboot,
+		RebootStampPath: filepath.Join(c.Data, "last-reboot"),
+	})
+	p.SetWatchdog(wd)
+
+	var agent *fleet.Agent
+	if c.MQTTBroker != "" {
+		id, err := deviceID(c)
+		if err != nil {
+			return err
+		}
+		agent, err = fleet.NewAgent(fleet.AgentOptions{
+			BrokerURL: c.MQTTBroker,
+			CAFile:    c.MQTTCA,
+			CertFile:  c.MQTTCert,
+			KeyFile:   c.MQTTKey,
+			DeviceID:  id,
+			Groups:    splitList(c.Groups),
+			Ops:       fleetOps{p: p, lib: lib},
+			Logger:    log,
+			TempDir:   c.Data,
+		})
+		if err != nil {
+			return fmt.Errorf("fleet link: %w", err)
+		}
+	}
+	connected := func() bool { return agent != nil && agent.Connected() }
+	if agent == nil {
+		connected = nil
+	}
+	m := metrics.New(metricsOptions(p, lib, connected))
+
+	web, err := webui.New(webui.Options{
+		Player:         p,
+		Library:        lib,
+		DataDir:        c.Data,
+		Logger:         log,
+		Version:        version,
+		Metrics:        m.Handler(),
+		TLSCert:        c.TLSCert,
+		TLSKey:         c.TLSKey,
+		TLSAuto:        c.TLS == "auto",
+		MaxUploadBytes: c.MaxUploadMB<<20 + 1<<20,
+	})
+	if err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.Run(ctx) })
+	g.Go(func() error { return lib.Run(ctx) })
+	g.Go(func() error { return syncPlaylist(ctx, lib, p) })
+	g.Go(func() error { return web.Run(ctx, c.Listen) })
+	if agent != nil {
+		g.Go(func() error { return agent.Run(ctx) })
+	}
+	g.Go(func() error { return notifySystemd(ctx, p, log) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func newBackend(c *config, out player.Output, musicDir string, log *slog.Logger) (player.Backend, error) {
+	switch c.Backend {
+	case "mpd":
+		runDir := os.Getenv("RUNTIME_DIRECTORY") // systemd's tmpfs /run/moh
+		if runDir == "" {
+			runDir = filepath.Join(c.Data, "run")
+		}
+		return player.NewMPD(player.MPDOptions{
+			Logger:         log,
+			Output:         out,
+			MusicDir:       musicDir,
+			RunDir:         runDir,
+			Binary:         c.MPDBin,
+			Addr:           c.MPD,
+			RestartCommand: strings.Fields(c.MPDRestart),
+		})
+	default:
+		return player.NewDirect(player.DirectOptions{
+			Logger:   log,
+			OpenSink: func(ctx context.Context) (player.Sink, error) { return player.OpenSink(ctx, out, log) },
+		}), nil
+	}
+}
+
+// notifySystemd tells systemd mohd is ready once playback has had its
+// first second, and pets systemd's watchdog only while audio really flows:
+// if it stops for WatchdogSec, systemd restarts mohd, one more rung of the
+// ladder.
+func notifySystemd(ctx context.Context, p *player.Player, log *slog.Logger) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(time.Second):
+	}
+	if ok, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.Warn("sd_notify READY", "err", err)
+	} else if ok {
+		log.Info("told systemd: ready")
+	}
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	t := time.NewTicker(interval / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			daemon.SdNotify(false, daemon.SdNotifyStopping)
+			return nil
+		case <-t.C:
+			if p.AudioFlowing() {
+				daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			}
+		}
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
