@@ -57,6 +57,9 @@ func (l *Library) checkDisk(need int64) error {
 		return fmt.Errorf("check free disk space: %w", err)
 	}
 	margin := uint64(l.opts.MinFreeBytes)
+	if need <= 0 && free < margin {
+		return refuse(CodeDiskFull, fmt.Sprintf("not enough disk space: %s free and %s must stay free", mib(free), mib(margin)))
+	}
 	if free < margin+uint64(max(need, 0)) {
 		return refuse(CodeDiskFull, fmt.Sprintf("not enough disk space: %s free, %s needed for this track and %s must stay free", mib(free), mib(uint64(max(need, 0))), mib(margin)))
 	}

@@ -95,11 +95,11 @@ func (l *Library) receive(ctx context.Context, r io.Reader, report reporter) (tm
 	if err != nil {
 		return "", "", 0, fmt.Errorf("receive upload: %w", err)
 	}
-	tmp = f.Name()
+	path := f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			os.Remove(path)
 		}
 	}()
 	h := sha256.New()
@@ -143,7 +143,7 @@ func (l *Library) receive(ctx context.Context, r io.Reader, report reporter) (tm
 	if err := f.Close(); err != nil {
 		return "", "", 0, fmt.Errorf("receive upload: %w", err)
 	}
-	return tmp, hex.EncodeToString(h.Sum(nil))[:idLen], size, nil
+	return path, hex.EncodeToString(h.Sum(nil))[:idLen], size, nil
 }
 
 // process runs the checks, the two decode passes and the encode, then
@@ -471,6 +471,13 @@ func round2(v float64) float64 {
 }
 
 func fmtDur(secs float64) string {
-	d := time.Duration(secs * float64(time.Second)).Round(time.Second)
-	return d.String()
+	if secs < 60 {
+		return fmt.Sprintf("%.1f s", secs)
+	}
+	t := int64(math.Round(secs))
+	h, m, s := t/3600, t/60%60, t%60
+	if h > 0 {
+		return fmt.Sprintf("%dh%02dm%02ds", h, m, s)
+	}
+	return fmt.Sprintf("%dm%02ds", m, s)
 }
