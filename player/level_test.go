@@ -57,7 +57,7 @@ func TestLevelDBFS(t *testing.T) {
 	}
 }
 
-func TestPeakDBFS(t *testing.T) {
+func TestLevelPeakDBFS(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		pcm  []byte

@@ -210,7 +210,7 @@ func TestALSASinkAplayMissing(t *testing.T) {
 	}
 }
 
-func TestALSAAvailable(t *testing.T) {
+func TestSinkALSAAvailable(t *testing.T) {
 	needAplay(t)
 	if err := ALSAAvailable("null"); err != nil {
 		t.Fatalf("ALSAAvailable(null) = %v", err)
@@ -225,7 +225,7 @@ func TestALSAAvailable(t *testing.T) {
 	}
 }
 
-func TestAplayArgs(t *testing.T) {
+func TestSinkAplayArgs(t *testing.T) {
 	got := strings.Join(aplayArgs("plughw:CARD=Device", 200*time.Millisecond), " ")
 	want := "-q -t raw -f S16_LE -r 44100 -c 2 -D plughw:CARD=Device --buffer-time=200000"
 	if got != want {

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func TestVolumeGainTaper(t *testing.T) {
+func TestGainTaper(t *testing.T) {
 	for _, tc := range []struct {
 		volume int
 		gain   float64
@@ -224,7 +224,7 @@ func TestGainOddLengthsDoNotPanic(t *testing.T) {
 	}
 }
 
-func TestSaturate16(t *testing.T) {
+func TestGainSaturate16(t *testing.T) {
 	for in, want := range map[float64]int16{40000: 32767, -40000: -32768, 32767: 32767, -32768: -32768, 12.0: 12} {
 		if got := saturate16(in); got != want {
 			t.Errorf("saturate16(%v) = %d, want %d", in, got, want)
