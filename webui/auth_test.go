@@ -1,8 +1,12 @@
 package webui
 
 import (
+	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -100,9 +104,7 @@ func TestPasswordSetWhileRunning(t *testing.T) {
 }
 
 func TestScopesFromSpec(t *testing.T) {
-	e := newEnv(t, envOpts{password: testPW, opts: func(o *Options) {
-		o.Metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("moh_up 1\n")) })
-	}})
+	e := newEnv(t, envOpts{password: testPW})
 	tokens := map[Scope]string{}
 	for _, sc := range []Scope{ScopeRead, ScopeOperate, ScopeAdmin} {
 		tok, _, err := CreateToken(e.dir, sc.String(), "test "+sc.String())
@@ -153,7 +155,7 @@ func TestScopesFromSpec(t *testing.T) {
 			checked++
 		}
 	}
-	if checked < 19 {
+	if checked < 18 {
 		t.Fatalf("only %d scoped operations in the spec", checked)
 	}
 }
@@ -465,4 +467,119 @@ func TestVolumeValidation(t *testing.T) {
 	big := `{"volume":1,"pad":"` + strings.Repeat("x", 2<<20) + `"}`
 	resp, body = e.do(nil, "PUT", "/api/v1/volume", strings.NewReader(big), bearer(tok))
 	wantError(t, resp, body, 413, "too_large")
+}
+
+func TestMetricsAuth(t *testing.T) {
+	m := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("moh_audio_flowing 1\n")) })
+	open := newEnv(t, envOpts{password: testPW, opts: func(o *Options) { o.Metrics = m }})
+	if resp, body := open.do(nil, "GET", "/metrics", nil, nil); resp.StatusCode != 200 || !strings.Contains(string(body), "moh_audio_flowing") {
+		t.Fatalf("public metrics: %d %s", resp.StatusCode, body)
+	}
+	closed := newEnv(t, envOpts{password: testPW, opts: func(o *Options) { o.Metrics = m; o.MetricsAuth = true }})
+	resp, body := closed.do(nil, "GET", "/metrics", nil, nil)
+	wantError(t, resp, body, 401, "unauthenticated")
+	tok, _, _ := CreateToken(closed.dir, "read", "prometheus")
+	if resp, _ := closed.do(nil, "GET", "/metrics", nil, bearer(tok)); resp.StatusCode != 200 {
+		t.Fatalf("metrics with token: %d", resp.StatusCode)
+	}
+	none := newEnv(t, envOpts{password: testPW})
+	resp, body = none.do(nil, "GET", "/metrics", nil, nil)
+	wantError(t, resp, body, 404, "not_found")
+}
+
+func TestTLSAuto(t *testing.T) {
+	dir := t.TempDir()
+	c1, k1, err := EnsureSelfSigned(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := os.ReadFile(c1)
+	// Kept, not regenerated: browsers that trust it keep trusting it.
+	c2, _, err := EnsureSelfSigned(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _ := os.ReadFile(c2)
+	if !bytes.Equal(first, second) {
+		t.Fatal("certificate regenerated on second start")
+	}
+	if fi, _ := os.Stat(k1); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode %v", fi.Mode())
+	}
+	// A corrupt pair is replaced.
+	os.WriteFile(c1, []byte("garbage"), 0o644)
+	if _, _, err := EnsureSelfSigned(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tls.LoadX509KeyPair(c1, k1); err != nil {
+		t.Fatalf("after repair: %v", err)
+	}
+
+	// A server with TLSAuto answers HTTPS with a Secure session cookie.
+	p := envOpts{}.testPlayer(t)
+	SetPassword(dir, testPW)
+	s, err := New(Options{Player: p, DataDir: dir, Logger: testLogger(t), TLSAuto: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.TLS() {
+		t.Fatal("TLSAuto without TLS")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := cl.Get("https://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.TLS == nil {
+		t.Fatal("not TLS")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("graceful shutdown: %v", err)
+	}
+	if _, err := New(Options{Player: p, DataDir: dir, TLSAuto: true, TLSCert: c1, TLSKey: k1}); err == nil {
+		t.Fatal("auto and explicit cert together accepted")
+	}
+	if _, err := New(Options{Player: p, DataDir: dir, TLSCert: c1}); err == nil {
+		t.Fatal("cert without key accepted")
+	}
+}
+
+func TestPasswordFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := SetPassword(dir, "short"); err == nil {
+		t.Fatal("short password accepted")
+	}
+	if set, _ := PasswordSet(dir); set {
+		t.Fatal("refused password stored")
+	}
+	os.WriteFile(filepath.Join(dir, PasswordFile), []byte("plaintext\n"), 0o600)
+	c := newCredentials(dir)
+	if ok, err := c.checkPassword("plaintext"); ok || err == nil {
+		t.Fatalf("a non-hash password file must not log anyone in: %v %v", ok, err)
+	}
+	h, _ := hashPassword("the password")
+	for _, bad := range []string{
+		strings.Replace(h, "m=19456", "m=999999999", 1),
+		strings.Replace(h, "t=2", "t=0", 1),
+		strings.Replace(h, "$argon2id$", "$argon2i$", 1),
+	} {
+		if ok, err := verifyPassword(bad, "the password"); ok || err == nil {
+			t.Errorf("%s: %v %v", bad, ok, err)
+		}
+	}
+	if ok, err := verifyPassword(h, "the password"); !ok || err != nil {
+		t.Fatalf("good hash: %v %v", ok, err)
+	}
+	if ok, _ := verifyPassword(h, "the passworD"); ok {
+		t.Fatal("wrong password accepted")
+	}
 }

@@ -1,5 +1,3 @@
-//go:build mohlib
-
 package webui
 
 import (

@@ -19,10 +19,10 @@ func (s *Server) routes() chi.Router {
 
 	r.Get("/healthz", s.healthz)
 	if s.opt.Metrics != nil {
-		if s.opt.PublicMetrics {
-			r.Handle("/metrics", s.opt.Metrics)
+		if s.opt.MetricsAuth {
+			r.With(s.need(ScopeRead)).Get("/metrics", s.opt.Metrics.ServeHTTP)
 		} else {
-			r.With(s.need(ScopeRead)).Handle("/metrics", s.opt.Metrics)
+			r.Get("/metrics", s.opt.Metrics.ServeHTTP)
 		}
 	}
 

@@ -42,9 +42,10 @@ type Options struct {
 	Version string
 	// Metrics serves GET /metrics; nil answers 404.
 	Metrics http.Handler
-	// PublicMetrics serves /metrics without a token. By default a read
-	// token is needed (Prometheus sends it with `authorization:`).
-	PublicMetrics bool
+	// MetricsAuth makes /metrics need a read token (Prometheus sends it
+	// with `authorization:`). Off by default, like /healthz: monitoring
+	// and `mohd check` read it without credentials.
+	MetricsAuth bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 

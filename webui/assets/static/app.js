@@ -1,1 +1,436 @@
+// moh admin page. Vanilla JS, no framework, no CDN: the box may have no
+// internet. All data goes into the page with textContent, never as HTML.
 'use strict';
+(function () {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function button(text, cls, onClick) {
+    const b = el('button', cls, text);
+    b.type = 'button';
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  let errorTimer = 0;
+  function showError(msg) {
+    const p = $('page-error');
+    p.textContent = msg;
+    p.classList.remove('hidden');
+    clearTimeout(errorTimer);
+    errorTimer = setTimeout(() => p.classList.add('hidden'), 8000);
+  }
+
+  // api calls the JSON API with the session's CSRF token. It throws an
+  // Error carrying the server's message; a lost session goes to the login.
+  async function api(method, path, body) {
+    const opts = { method, headers: { 'X-CSRF-Token': csrf }, credentials: 'same-origin' };
+    if (body !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+    const resp = await fetch(path, opts);
+    if (resp.status === 401) {
+      window.location.assign('/login');
+      throw new Error('logged out');
+    }
+    if (resp.status === 204) return null;
+    let data = null;
+    try { data = await resp.json(); } catch (e) { /* not JSON */ }
+    if (!resp.ok) {
+      const err = new Error(data && data.error ? data.error.message : 'HTTP ' + resp.status);
+      err.code = data && data.error ? data.error.code : '';
+      throw err;
+    }
+    return data;
+  }
+
+  function fmtTime(ns) {
+    if (!ns || ns < 0) return '0:00';
+    const s = Math.floor(ns / 1e9);
+    const m = Math.floor(s / 60);
+    return m + ':' + String(s % 60).padStart(2, '0');
+  }
+
+  function fmtBytes(b) {
+    if (b >= 1 << 30) return (b / (1 << 30)).toFixed(1) + ' GiB';
+    return (b / (1 << 20)).toFixed(0) + ' MiB';
+  }
+
+  function fmtUptime(s) {
+    s = Math.floor(s || 0);
+    const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+    return (d ? d + 'd ' : '') + h + 'h ' + m + 'm';
+  }
+
+  // ---- now playing -------------------------------------------------------
+
+  let onAirID = '';
+  let volumeBusy = false;
+
+  function renderStatus(st) {
+    const state = $('state');
+    state.textContent = st.state + (st.wanted && st.wanted !== st.state ? ' (wanted: ' + st.wanted + ')' : '');
+    state.className = 'badge ' + st.state;
+    let name = st.track ? st.track.name : '—';
+    if (st.fallback) name += ' (built-in track: the playlist is empty)';
+    $('track-name').textContent = name;
+    const pos = $('position');
+    pos.max = Math.max(st.duration_ns || 0, 1);
+    pos.value = Math.min(st.position_ns || 0, pos.max);
+    $('position-text').textContent = fmtTime(st.position_ns) + ' / ' + fmtTime(st.duration_ns);
+    // -60 dBFS .. 0 dBFS across the meter.
+    const db = typeof st.level_dbfs === 'number' ? st.level_dbfs : -120;
+    const pct = Math.max(0, Math.min(100, (db + 60) / 60 * 100));
+    $('level').style.width = pct.toFixed(1) + '%';
+    $('level-text').textContent = db <= -119 ? 'silence' : db.toFixed(1) + ' dBFS';
+    $('fault').textContent = st.fault || '';
+    if (!volumeBusy && document.activeElement !== $('volume')) {
+      $('volume').value = st.volume;
+      $('volume-value').textContent = st.volume;
+    }
+    $('backend').textContent = st.backend + (st.audio_flowing ? ', audio flowing' : ', NO AUDIO');
+    $('uptime').textContent = fmtUptime(st.uptime_s);
+    const wd = st.watchdog || {};
+    $('recoveries').textContent = String(wd.recoveries || 0) +
+      (wd.last_fault ? ' (last: ' + wd.last_fault.message + ')' : '');
+    if (st.disk) {
+      $('disk').textContent = fmtBytes(st.disk.free_bytes) + ' free of ' + fmtBytes(st.disk.total_bytes) +
+        (st.disk.warning ? ' — ' + (st.disk.message || 'running low') : '');
+      $('disk').classList.toggle('error-text', !!st.disk.warning);
+    }
+    const id = st.track ? st.track.id : '';
+    if (id !== onAirID) {
+      onAirID = id;
+      markOnAir();
+    }
+  }
+
+  function markOnAir() {
+    for (const li of $('tracks').children) li.classList.toggle('on-air', li.dataset.id === onAirID);
+  }
+
+  // The status is polled about four times a second for the position and
+  // the level meter; a slow answer delays the next poll instead of piling up.
+  async function pollStatus() {
+    try {
+      renderStatus(await api('GET', '/api/v1/status'));
+    } catch (e) {
+      if (e.message !== 'logged out') $('state').textContent = 'unreachable';
+    }
+    setTimeout(pollStatus, document.hidden ? 2000 : 250);
+  }
+
+  async function control(what) {
+    try {
+      renderStatus(await api('POST', '/api/v1/player/' + what));
+      loadEvents();
+    } catch (e) { showError(e.message); }
+  }
+
+  let volumeTimer = 0;
+  async function sendVolume() {
+    const v = parseInt($('volume').value, 10);
+    try {
+      const r = await api('PUT', '/api/v1/volume', { volume: v });
+      $('volume-value').textContent = r.volume;
+    } catch (e) { showError(e.message); }
+    volumeBusy = false;
+  }
+
+  // ---- playlist ----------------------------------------------------------
+
+  let tracks = [];
+
+  function trackMeta(t) {
+    const parts = [fmtTime(t.duration_ns)];
+    if (typeof t.loudness_before_lufs === 'number') {
+      parts.push('loudness ' + t.loudness_before_lufs.toFixed(1) + ' → ' + t.loudness_after_lufs.toFixed(1) + ' LUFS');
+    }
+    if (t.detail) parts.push(t.detail);
+    return parts.join(' · ');
+  }
+
+  function renderTracks() {
+    const ol = $('tracks');
+    ol.replaceChildren();
+    $('track-count').textContent = '(' + tracks.length + ')';
+    tracks.forEach((t, i) => {
+      const li = el('li');
+      li.dataset.id = t.id;
+      li.appendChild(el('span', 'track-name', t.name));
+      const actions = el('span', 'actions');
+      const up = button('↑', 'small plain move-up', () => move(i, -1));
+      up.title = 'Move up';
+      up.disabled = i === 0;
+      const down = button('↓', 'small plain move-down', () => move(i, 1));
+      down.title = 'Move down';
+      down.disabled = i === tracks.length - 1;
+      actions.append(up, down,
+        button('Listen', 'small plain listen', () => preview(t, 'audio')),
+        button('Hear as callers will', 'small plain phone', () => preview(t, 'preview')),
+        button('Delete', 'small danger delete', () => confirmDelete(li, t)));
+      li.appendChild(actions);
+      li.appendChild(el('span', 'track-meta', trackMeta(t)));
+      ol.appendChild(li);
+    });
+    markOnAir();
+  }
+
+  async function loadTracks() {
+    try {
+      tracks = (await api('GET', '/api/v1/tracks')).tracks;
+      renderTracks();
+    } catch (e) { showError(e.message); }
+  }
+
+  async function move(i, dir) {
+    const j = i + dir;
+    if (j < 0 || j >= tracks.length) return;
+    const order = tracks.map((t) => t.id);
+    [order[i], order[j]] = [order[j], order[i]];
+    try {
+      tracks = (await api('PUT', '/api/v1/playlist', { order })).tracks;
+    } catch (e) { showError(e.message); }
+    renderTracks();
+  }
+
+  // Deleting asks in place rather than with a dialog: dialogs are easy to
+  // tap through on a phone.
+  function confirmDelete(li, t) {
+    const actions = li.querySelector('.actions');
+    const ask = el('span', 'actions confirm');
+    ask.appendChild(el('span', 'error-text', 'Delete “' + t.name + '”?'));
+    ask.append(
+      button('Yes, delete', 'small danger confirm-delete', async () => {
+        try {
+          await api('DELETE', '/api/v1/tracks/' + encodeURIComponent(t.id));
+        } catch (e) { showError(e.message); }
+        loadTracks();
+        loadEvents();
+      }),
+      button('Cancel', 'small plain', () => ask.replaceWith(actions)));
+    actions.replaceWith(ask);
+  }
+
+  function preview(t, kind) {
+    const a = $('preview-audio');
+    a.classList.remove('hidden');
+    a.src = '/api/v1/tracks/' + encodeURIComponent(t.id) + '/' + kind;
+    a.title = (kind === 'preview' ? 'As callers hear it: ' : '') + t.name;
+    a.play().catch(() => { /* autoplay refused: the controls are there */ });
+  }
+
+  // ---- uploads -----------------------------------------------------------
+
+  const queue = [];
+  let uploading = false;
+
+  function addFiles(files) {
+    for (const f of files) {
+      const li = el('li', 'pending');
+      li.appendChild(el('div', 'name', f.name));
+      const bar = el('progress');
+      bar.max = 1;
+      bar.value = 0;
+      li.appendChild(bar);
+      li.appendChild(el('div', 'upload-status', 'Waiting'));
+      $('upload-list').prepend(li);
+      queue.push({ file: f, li });
+    }
+    if (!uploading) nextUpload();
+  }
+
+  async function nextUpload() {
+    const job = queue.shift();
+    if (!job) {
+      uploading = false;
+      return;
+    }
+    uploading = true;
+    await uploadOne(job.file, job.li);
+    nextUpload();
+  }
+
+  const stageNames = {
+    receiving: 'Receiving', decoding: 'Decoding', measuring: 'Measuring loudness',
+    normalising: 'Normalising', encoding: 'Encoding', storing: 'Storing', done: 'Done',
+  };
+
+  // uploadOne sends one file: the bar shows the transfer first, then the
+  // library's ingest progress, polled by the upload's id.
+  function uploadOne(file, li) {
+    return new Promise((resolve) => {
+      const bar = li.querySelector('progress');
+      const status = li.querySelector('.upload-status');
+      const id = 'u' + Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
+      let polling = 0;
+      const setStatus = (cls, text) => {
+        li.className = cls;
+        status.textContent = text;
+      };
+      const poll = async () => {
+        try {
+          const u = await api('GET', '/api/v1/uploads/' + id);
+          if (polling && !u.done) {
+            bar.value = u.fraction || 0;
+            setStatus('ingesting', (stageNames[u.stage] || u.stage) + (u.fraction ? ' ' + Math.round(u.fraction * 100) + ' %' : '…'));
+          }
+        } catch (e) { /* not started yet */ }
+        if (polling) polling = setTimeout(poll, 300);
+      };
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', '/api/v1/tracks');
+      xhr.setRequestHeader('X-CSRF-Token', csrf);
+      xhr.setRequestHeader('X-Upload-Id', id);
+      xhr.upload.addEventListener('progress', (ev) => {
+        if (!ev.lengthComputable) return;
+        bar.value = ev.loaded / ev.total;
+        setStatus('sending', 'Uploading ' + Math.round(ev.loaded / ev.total * 100) + ' %');
+      });
+      xhr.upload.addEventListener('load', () => {
+        bar.value = 0;
+        setStatus('ingesting', 'Processing…');
+        polling = setTimeout(poll, 200);
+      });
+      xhr.addEventListener('load', () => {
+        clearTimeout(polling);
+        polling = 0;
+        let data = null;
+        try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+        if (xhr.status === 201 || xhr.status === 200) {
+          bar.value = 1;
+          setStatus('done', xhr.status === 201 ? 'Added: ' + trackMeta(data) : 'Already in the library');
+          loadTracks();
+        } else if (xhr.status === 401) {
+          window.location.assign('/login');
+        } else {
+          bar.value = 0;
+          setStatus('refused', 'Refused: ' + (data && data.error ? data.error.message : 'HTTP ' + xhr.status));
+        }
+        resolve();
+      });
+      xhr.addEventListener('error', () => {
+        clearTimeout(polling);
+        polling = 0;
+        setStatus('refused', 'Upload failed: network error');
+        resolve();
+      });
+      const form = new FormData();
+      form.append('file', file, file.name);
+      setStatus('sending', 'Uploading 0 %');
+      xhr.send(form);
+    });
+  }
+
+  function setupDrop() {
+    const drop = $('drop');
+    ['dragenter', 'dragover'].forEach((t) => drop.addEventListener(t, (ev) => {
+      ev.preventDefault();
+      drop.classList.add('over');
+    }));
+    ['dragleave', 'drop'].forEach((t) => drop.addEventListener(t, () => drop.classList.remove('over')));
+    drop.addEventListener('drop', (ev) => {
+      ev.preventDefault();
+      if (ev.dataTransfer && ev.dataTransfer.files.length) addFiles(ev.dataTransfer.files);
+    });
+    // A file dropped beside the zone must not navigate away from the page.
+    window.addEventListener('dragover', (ev) => ev.preventDefault());
+    window.addEventListener('drop', (ev) => ev.preventDefault());
+    $('file-input').addEventListener('change', (ev) => {
+      addFiles(ev.target.files);
+      ev.target.value = '';
+    });
+  }
+
+  // ---- events ------------------------------------------------------------
+
+  async function loadEvents() {
+    try {
+      const evs = (await api('GET', '/api/v1/events?n=30')).events;
+      const ul = $('events');
+      ul.replaceChildren();
+      if (!evs.length) ul.appendChild(el('li', 'muted', 'Nothing happened yet.'));
+      for (const ev of evs) {
+        const li = el('li', ev.kind);
+        li.appendChild(el('span', 'muted', new Date(ev.time).toLocaleString() + ' '));
+        li.appendChild(el('span', 'kind ' + ev.kind, ev.kind));
+        let text = ev.message;
+        if (ev.rung) text += ' (rung: ' + ev.rung + ')';
+        if (ev.recovery_ms) text += ' — back after ' + (ev.recovery_ms / 1000).toFixed(1) + ' s';
+        li.appendChild(el('span', '', text));
+        ul.appendChild(li);
+      }
+    } catch (e) { /* shown by the status poll */ }
+  }
+
+  // ---- tokens ------------------------------------------------------------
+
+  async function loadTokens() {
+    try {
+      const ts = (await api('GET', '/api/v1/tokens')).tokens;
+      const tb = $('tokens');
+      tb.replaceChildren();
+      for (const t of ts) {
+        const tr = el('tr');
+        tr.dataset.id = t.id;
+        tr.append(el('td', '', t.name || t.id), el('td', '', t.scope), el('td', '', new Date(t.created).toLocaleDateString()));
+        const td = el('td');
+        td.appendChild(button('Revoke', 'small danger revoke', () => {
+          const ask = el('span');
+          ask.append(
+            button('Yes, revoke', 'small danger confirm-revoke', async () => {
+              try { await api('DELETE', '/api/v1/tokens/' + encodeURIComponent(t.id)); } catch (e) { showError(e.message); }
+              loadTokens();
+            }),
+            button('Cancel', 'small plain', () => loadTokens()));
+          td.replaceChildren(ask);
+        }));
+        tr.appendChild(td);
+        tb.appendChild(tr);
+      }
+    } catch (e) { showError(e.message); }
+  }
+
+  async function createToken(ev) {
+    ev.preventDefault();
+    try {
+      const t = await api('POST', '/api/v1/tokens', { scope: $('token-scope').value, name: $('token-name').value });
+      const p = $('new-token');
+      p.textContent = 'New ' + t.scope + ' token (copy it now, it is not shown again): ' + t.token;
+      p.classList.remove('hidden');
+      $('token-name').value = '';
+      loadTokens();
+    } catch (e) { showError(e.message); }
+  }
+
+  // ---- start -------------------------------------------------------------
+
+  $('btn-play').addEventListener('click', () => control('play'));
+  $('btn-stop').addEventListener('click', () => control('stop'));
+  $('btn-next').addEventListener('click', () => control('next'));
+  $('volume').addEventListener('input', () => {
+    volumeBusy = true;
+    $('volume-value').textContent = $('volume').value;
+    clearTimeout(volumeTimer);
+    volumeTimer = setTimeout(sendVolume, 150);
+  });
+  $('volume').addEventListener('change', () => {
+    clearTimeout(volumeTimer);
+    sendVolume();
+  });
+  $('token-form').addEventListener('submit', createToken);
+  setupDrop();
+  pollStatus();
+  loadTracks();
+  loadEvents();
+  loadTokens();
+  setInterval(loadEvents, 5000);
+})();
