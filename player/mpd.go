@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fhs/gompd/v2/mpd"
@@ -57,6 +58,8 @@ type MPD struct {
 	meter   *levelMeter // what the owned MPD actually played
 	kick    chan struct{}
 	reqs    chan mpdRecoverReq
+	// lostTrack is set when MPD logged a track it could not open.
+	lostTrack atomic.Bool
 
 	mu   sync.Mutex
 	want mpdWant
@@ -310,6 +313,14 @@ func (m *MPD) Run(ctx context.Context) error {
 	}
 }
 
+// watchLog notes MPD failing to open or decode a track: MPD then skips
+// it silently, and mohd drops it from the queue at the next refresh.
+func (m *MPD) watchLog(line string) {
+	if strings.Contains(line, "Failed to open") || strings.Contains(line, "Failed to decode") {
+		m.lostTrack.Store(true)
+	}
+}
+
 // listen keeps draining the level FIFO for the life of the backend.
 func (m *MPD) listen(ctx context.Context, fifo string) {
 	for ctx.Err() == nil {
@@ -379,7 +390,7 @@ func (o *mpdOwner) startProc(ctx context.Context) error {
 	if err == nil {
 		// A stale socket from a killed MPD would make it refuse to bind.
 		_ = os.Remove(m.addr)
-		o.proc, err = startMPDProc(m.o.Binary, conf, m.log)
+		o.proc, err = startMPDProc(m.o.Binary, conf, m.log, m.watchLog)
 	}
 	if err != nil {
 		o.procFault = "mpd-exited: " + err.Error()
@@ -411,6 +422,9 @@ func (o *mpdOwner) procExited() {
 	text := o.proc.exitText()
 	o.proc = nil
 	o.conn.close()
+	if strings.HasPrefix(o.callFault, "mpd-disconnected") {
+		o.callFault = ""
+	}
 	o.procFault = "mpd-exited: " + text
 	o.m.mu.Lock()
 	o.m.seen.pid = 0
@@ -429,9 +443,11 @@ func (o *mpdOwner) shutdown() {
 
 // setFault publishes the current fault with the given state.
 func (o *mpdOwner) setFault(state State) {
-	fault := o.procFault
-	if o.callFault != "" {
-		fault = o.callFault
+	// A timeout is the most telling, then a dead process, then a lost
+	// connection.
+	fault := o.callFault
+	if o.procFault != "" && !strings.HasPrefix(fault, "mpd-timeout") {
+		fault = o.procFault
 	}
 	if fault == "" && !o.conn.connected() {
 		fault = "mpd-disconnected: not connected"
@@ -454,11 +470,29 @@ func (o *mpdOwner) connectAndAssert() error {
 	return o.assert(true)
 }
 
+// reapIfDead notices an owned MPD that just died: its socket closes a
+// moment before the process is reaped, and the fault must name the cause
+// (exited), not the symptom (disconnected).
+func (o *mpdOwner) reapIfDead() {
+	if o.proc == nil {
+		return
+	}
+	select {
+	case <-o.proc.done:
+		o.procExited()
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
 // rewatch rebuilds a failed idle watcher (its error usually means MPD is
 // gone; then the command connection fails too and refresh says so).
 func (o *mpdOwner) rewatch() {
+	if !o.conn.connected() {
+		return // a stale signal from a connection already dropped
+	}
 	o.conn.closeWatcher()
 	if err := o.conn.startWatcher(); err != nil {
+		o.reapIfDead()
 		o.log.Warn("mpd idle watcher", "err", err)
 		o.conn.close()
 		o.callFault = "mpd-disconnected: " + err.Error()
@@ -477,6 +511,7 @@ func (o *mpdOwner) failed(err error) {
 	if !strings.HasPrefix(o.callFault, "mpd-timeout") {
 		o.callFault = "mpd-disconnected: " + err.Error()
 	}
+	o.reapIfDead()
 	o.setFault(StateFailed)
 }
 
@@ -768,6 +803,16 @@ func (o *mpdOwner) refresh() {
 	s := mpdSeen{index: -1}
 	pos, perr := strconv.Atoi(st["song"])
 	if perr == nil && pos >= 0 && pos < len(o.queue) {
+		if (pos != o.lastSong || o.m.lostTrack.Swap(false)) && o.queueLost() {
+			// MPD skips a file it cannot open (measured) without an
+			// error in its status: mohd drops it and reports it.
+			if err := o.syncQueue(o.wantedPlaylist()); err != nil {
+				o.failed(err)
+				return
+			}
+			o.refresh()
+			return
+		}
 		t := o.queue[pos].track
 		s.track, s.index = &t, o.queue[pos].index
 		o.lastSong = pos
@@ -815,6 +860,16 @@ func (o *mpdOwner) refresh() {
 	s.fault = fault
 	m.seen = s
 	m.mu.Unlock()
+}
+
+// queueLost reports whether a queued file has disappeared.
+func (o *mpdOwner) queueLost() bool {
+	for _, q := range o.queue {
+		if _, err := os.Stat(q.track.Path); err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (o *mpdOwner) wantedPlaylist() []Track {

@@ -23,6 +23,9 @@ type mpdProc struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited and been reaped
 	log  *slog.Logger
+	// onLine sees each stderr line (the backend watches for tracks MPD
+	// could not open).
+	onLine func(string)
 
 	mu      sync.Mutex
 	err     error    // exit status, valid once done is closed
@@ -30,7 +33,8 @@ type mpdProc struct {
 }
 
 // startMPDProc starts `mpd --no-daemon --stderr CONF`.
-func startMPDProc(binary, conf string, log *slog.Logger) (*mpdProc, error) {
+// onLine, if set, sees every line MPD logs.
+func startMPDProc(binary, conf string, log *slog.Logger, onLine func(string)) (*mpdProc, error) {
 	cmd := exec.Command(binary, "--no-daemon", "--stderr", conf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid: true,
@@ -46,7 +50,7 @@ func startMPDProc(binary, conf string, log *slog.Logger) (*mpdProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start mpd: %w", err)
 	}
-	p := &mpdProc{cmd: cmd, done: make(chan struct{}), log: log}
+	p := &mpdProc{cmd: cmd, done: make(chan struct{}), log: log, onLine: onLine}
 	logged := make(chan struct{})
 	go func() {
 		defer close(logged)
@@ -69,6 +73,9 @@ func (p *mpdProc) copyLog(r io.Reader) {
 	for sc.Scan() {
 		line := sc.Text()
 		p.log.Debug("mpd", "line", line)
+		if p.onLine != nil {
+			p.onLine(line)
+		}
 		p.mu.Lock()
 		p.lastLog = append(p.lastLog, line)
 		if len(p.lastLog) > 5 {
@@ -95,15 +102,20 @@ func (p *mpdProc) exited() bool {
 func (p *mpdProc) exitText() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := "running"
-	if p.exited() {
-		s = "exited"
-		if p.err != nil {
-			s = p.err.Error()
-		}
+	if !p.exited() {
+		return "running"
 	}
-	if n := len(p.lastLog); n > 0 {
-		s += ": " + p.lastLog[n-1]
+	if p.err == nil {
+		return "exited with status 0"
+	}
+	s := p.err.Error()
+	// MPD's last words explain an exit of its own (a config or device
+	// error); after a signal they are unrelated start-up chatter.
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) && ee.Exited() {
+		if n := len(p.lastLog); n > 0 {
+			s += ": " + p.lastLog[n-1]
+		}
 	}
 	return s
 }

@@ -460,7 +460,14 @@ func (w *Watchdog) attemptsAt(r Rung) int {
 // attempt performs the next rung.
 func (w *Watchdog) attempt(ctx context.Context, now time.Time, ob observation) error {
 	s := &w.s
-	rung := max(startRung(s.fault), s.rung)
+	class := s.fault
+	if ob.fault != "" && ob.fault != s.fault {
+		// The picture changed while handling the fault (a stall turned
+		// out to be a dead process): climb to what the cause needs.
+		w.log.Info("fault class changed", "from", s.fault, "to", ob.fault, "detail", ob.msg)
+		s.fault, class = ob.fault, ob.fault
+	}
+	rung := max(startRung(class), s.rung)
 	if rung > s.rung {
 		s.rung, s.atRung = rung, 0
 	}

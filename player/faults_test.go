@@ -1,0 +1,337 @@
+package player
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Fault injection against a real MPD (and, at the end, the direct
+// backend with a real aplay): each case measures the time from injection
+// to detection and to audio flowing again. Targets are detection ≤ 3 s
+// and audio back ≤ 5 s; the tests assert a generous 15 s and log the
+// measured times (BenchmarkRecovery prints them too).
+
+const recoveryBound = 15 * time.Second
+
+// supervised is a backend under a watchdog, both running.
+type supervised struct {
+	b      Backend
+	w      *Watchdog
+	events *EventLog
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func superviseBackend(t testing.TB, b Backend, o WatchdogOptions) *supervised {
+	t.Helper()
+	s := &supervised{b: b, events: NewEventLog(500, nil), done: make(chan error, 1)}
+	o.Backend, o.Events = b, s.events
+	if o.Logger == nil {
+		o.Logger = wdTestLogger(t)
+	}
+	if o.Interval == 0 {
+		o.Interval = 100 * time.Millisecond
+	}
+	s.w = NewWatchdog(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() { s.done <- s.w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-s.done })
+	return s
+}
+
+// faultTiming is one measured recovery.
+type faultTiming struct {
+	detect, back time.Duration
+	rung         string
+	class        string
+}
+
+// measure waits for healthy audio, injects a fault and times detection
+// and recovery; recovery also needs the backend itself to show frames
+// advancing at an audible level.
+func (s *supervised) measure(t testing.TB, inject func()) faultTiming {
+	t.Helper()
+	pollUntil(t, 20*time.Second, "healthy audio before the fault", s.w.Healthy)
+	before := s.w.Status()
+	start := time.Now()
+	inject()
+	var ft faultTiming
+	ft.detect = pollUntil(t, recoveryBound, "fault detected", func() bool { return s.w.Status().Faults > before.Faults })
+	probe := &mpdFlowProbe{b: s.b}
+	ft.back = pollUntil(t, recoveryBound, "audio back", func() bool {
+		return s.w.Status().Recoveries > before.Recoveries && s.w.Healthy() && probe.flowing()
+	})
+	ws := s.w.Status()
+	if ws.LastFault != nil {
+		ft.class = ws.LastFault.Fault
+	}
+	for _, e := range s.events.Recent(5) {
+		if e.Kind == "recovered" {
+			ft.rung = e.Rung
+			break
+		}
+	}
+	_ = start
+	return ft
+}
+
+func newSupervisedMPD(t testing.TB, mo MPDOptions, wo WatchdogOptions, ntracks int) (*mpdFixture, *supervised) {
+	f := newMPDFixture(t, mo, ntracks)
+	return f, superviseBackend(t, f.m, wo)
+}
+
+func TestMPDFaultRecovery(t *testing.T) {
+	cases := []struct {
+		name   string
+		class  string // expected fault class
+		inject func(t *testing.T, f *mpdFixture)
+	}{
+		{"sigkill", "mpd-exited", func(t *testing.T, f *mpdFixture) {
+			if err := syscall.Kill(f.m.PID(), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"sigstop", "", func(t *testing.T, f *mpdFixture) {
+			if err := syscall.Kill(f.m.PID(), syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"stop-by-client", "mpd-stopped", func(t *testing.T, f *mpdFixture) {
+			if err := f.client(t).Stop(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"pause-by-client", "mpd-paused", func(t *testing.T, f *mpdFixture) {
+			if err := f.client(t).Pause(true); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"volume-zero-by-client", "mpd-volume", func(t *testing.T, f *mpdFixture) {
+			if err := f.client(t).SetVolume(0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"queue-cleared-by-client", "", func(t *testing.T, f *mpdFixture) {
+			if err := f.client(t).Clear(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f, s := newSupervisedMPD(t, MPDOptions{}, WatchdogOptions{}, 2)
+			ft := s.measure(t, func() { tc.inject(t, f) })
+			t.Logf("%s: class %s, detected in %v, audio back in %v (rung %s)", tc.name, ft.class, ft.detect.Round(time.Millisecond), ft.back.Round(time.Millisecond), ft.rung)
+			if tc.class != "" && ft.class != tc.class {
+				t.Errorf("fault class = %q, want %q", ft.class, tc.class)
+			}
+			if tc.name == "sigkill" || tc.name == "sigstop" {
+				if pid := f.m.PID(); pid == 0 {
+					t.Error("no mpd running after recovery")
+				}
+			}
+		})
+	}
+}
+
+// Tracks deleted under MPD's feet: MPD skips a file it cannot open
+// without setting its error; mohd notices at the next song change, drops
+// the files from the queue and reports them, and the loop plays on. The
+// worst case is forced: another client jumps straight to a deleted track.
+func TestMPDTrackDeletedIsSkipped(t *testing.T) {
+	f, s := newSupervisedMPD(t, MPDOptions{}, WatchdogOptions{}, 3)
+	pollUntil(t, 20*time.Second, "healthy", s.w.Healthy)
+	on := f.m.Status().Index
+	var gone []int
+	for i, tr := range f.tracks {
+		if i != on {
+			if err := os.Remove(tr.Path); err != nil {
+				t.Fatal(err)
+			}
+			gone = append(gone, i)
+		}
+	}
+	start := time.Now()
+	err := f.client(t).Play(gone[0])
+	t.Logf("jump to deleted track: %v", err)
+	detect := pollUntil(t, recoveryBound, "skips reported", func() bool { return len(f.m.Status().Skipped) == len(gone) })
+	probe := &mpdFlowProbe{b: f.m}
+	_ = pollUntil(t, recoveryBound, "audio flowing", func() bool { time.Sleep(100 * time.Millisecond); return probe.flowing() })
+	items, err := f.client(t).PlaylistInfo(-1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 || items[0]["file"] != f.tracks[on].Path {
+		t.Fatalf("queue = %v, want only the surviving track", items)
+	}
+	t.Logf("track-deleted: skipped in %v, audio flowing %v after injection (watchdog faults %d)",
+		detect.Round(time.Millisecond), (time.Since(start)).Round(time.Millisecond), s.w.Status().Faults)
+}
+
+// The admin's playlist change keeps the song on air playing.
+func TestMPDSetPlaylistKeepsSongOnAir(t *testing.T) {
+	f, s := newSupervisedMPD(t, MPDOptions{}, WatchdogOptions{}, 3)
+	pollUntil(t, 20*time.Second, "healthy", s.w.Healthy)
+	pollUntil(t, 10*time.Second, "first track past 1 s", func() bool { return f.m.Status().Position > time.Second })
+	before := f.m.Status()
+	if before.Track == nil {
+		t.Fatal("nothing on air")
+	}
+	// Reverse the order and drop one track that is not on air.
+	var next []Track
+	for i := len(f.tracks) - 1; i >= 0; i-- {
+		if f.tracks[i].ID != before.Track.ID && len(next) == 1 {
+			continue
+		}
+		next = append(next, f.tracks[i])
+	}
+	f.m.SetPlaylist(next)
+	time.Sleep(500 * time.Millisecond)
+	after := f.m.Status()
+	if after.Track == nil || after.Track.ID != before.Track.ID || after.Position < before.Position {
+		t.Fatalf("song on air changed: before %v at %v, after %v at %v", before.Track, before.Position, after.Track, after.Position)
+	}
+	items, err := f.client(t).PlaylistInfo(-1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != len(next) {
+		t.Fatalf("queue has %d entries, want %d", len(items), len(next))
+	}
+	for i, it := range items {
+		if it["file"] != next[i].Path {
+			t.Errorf("queue[%d] = %s, want %s", i, it["file"], next[i].Path)
+		}
+	}
+	if ws := s.w.Status(); ws.Faults != 0 {
+		t.Fatalf("a playlist change caused faults: %+v", ws)
+	}
+	// A track outside the music folder (the built-in fallback lives in
+	// the data dir) plays by absolute path.
+	other := filepath.Join(t.TempDir(), "fallback.mp3")
+	mpdTone(t, other, 2, 700)
+	f.m.SetPlaylist([]Track{{ID: "fb", Path: other, Name: "fallback"}})
+	pollUntil(t, 10*time.Second, "fallback on air", func() bool {
+		st := f.m.Status()
+		return st.Track != nil && st.Track.ID == "fb" && st.State == StatePlaying
+	})
+}
+
+// MPD that cannot start at all: bounded retries, little CPU, a clear
+// status, and finally the exit rung.
+func TestMPDBrokenBinaryBoundedRetries(t *testing.T) {
+	mpdNeedTools(t)
+	dir := t.TempDir()
+	m, err := NewMPD(MPDOptions{Logger: wdTestLogger(t), RunDir: filepath.Join(dir, "run"), MusicDir: dir,
+		Binary: filepath.Join(dir, "no-such-mpd"), Output: Output{Kind: OutputNull}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetPlaylist([]Track{{ID: "x", Path: filepath.Join(dir, "x.mp3")}})
+	m.Play()
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-runDone })
+	s := superviseBackend(t, m, WatchdogOptions{Interval: 500 * time.Millisecond})
+
+	const window = 10 * time.Second
+	cpu0, wall0 := processCPU(t), time.Now()
+	time.Sleep(window)
+	cpu := processCPU(t) - cpu0
+	share := cpu.Seconds() / time.Since(wall0).Seconds()
+	ws := s.w.Status()
+	st := m.Status()
+	t.Logf("over %v: %d attempts %v, CPU %.3f%% of a core, state %s, fault %q, backoff %v",
+		window, ws.Attempts, ws.AttemptsByRung, share*100, ws.State, st.Fault, ws.Backoff)
+	if ws.Attempts < 2 || ws.Attempts > 6 {
+		t.Errorf("%d restart attempts in %v, want a few with backoff (1 s doubling)", ws.Attempts, window)
+	}
+	if share > 0.03 {
+		t.Errorf("CPU %.2f%% of a core while broken, want well under 1%% (bound 3%%)", share*100)
+	}
+	if !strings.HasPrefix(st.Fault, "mpd-exited: ") || !strings.Contains(st.Fault, "no-such-mpd") || st.State != StateFailed {
+		t.Errorf("backend status = %s %q, want failed with a clear mpd-exited fault", st.State, st.Fault)
+	}
+	if ws.State != WatchdogFaulty && ws.State != WatchdogVerifying || s.w.Healthy() || ws.FaultsByClass["mpd-exited"] != 1 {
+		t.Errorf("watchdog status = %+v", ws)
+	}
+}
+
+// processCPU is this process's user+system CPU time.
+func processCPU(t testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func openFDs(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// 100 recoveries leave no goroutine and no file descriptor behind: 90
+// stops by another client (replay) and 10 SIGKILLs (MPD restart, new
+// connection and watcher).
+func TestMPDNoLeakAfter100Recoveries(t *testing.T) {
+	f, s := newSupervisedMPD(t, MPDOptions{PollInterval: 100 * time.Millisecond},
+		WatchdogOptions{Interval: 50 * time.Millisecond, HealthyReset: time.Nanosecond}, 1)
+	c := f.client(t)
+	pollUntil(t, 20*time.Second, "healthy", s.w.Healthy)
+	// Warm up one of each so lazily started goroutines exist in both counts.
+	s.measure(t, func() { _ = c.Stop() })
+	s.measure(t, func() { _ = syscall.Kill(f.m.PID(), syscall.SIGKILL) })
+	c = f.client(t)
+	time.Sleep(300 * time.Millisecond)
+	g0, fd0 := runtime.NumGoroutine(), openFDs(t)
+	var worst time.Duration
+	for i := range 100 {
+		if i%10 == 9 {
+			ft := s.measure(t, func() { _ = syscall.Kill(f.m.PID(), syscall.SIGKILL) })
+			worst = max(worst, ft.back)
+			continue
+		}
+		ft := s.measure(t, func() {
+			if err := c.Stop(); err != nil {
+				t.Fatalf("stop %d: %v", i, err)
+			}
+		})
+		worst = max(worst, ft.back)
+	}
+	if ws := s.w.Status(); ws.Recoveries < 102 {
+		t.Fatalf("recoveries = %d, want ≥ 102", ws.Recoveries)
+	}
+	c.Close()
+	var g1, fd1 int
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g1, fd1 = runtime.NumGoroutine(), openFDs(t)
+		if g1 <= g0+2 && fd1 <= fd0+1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("goroutines %d → %d, fds %d → %d, worst recovery %v", g0, g1, fd0, fd1, worst)
+	if g1 > g0+2 {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutine leak: %d → %d\n%s", g0, g1, buf[:runtime.Stack(buf, true)])
+	}
+	if fd1 > fd0+1 {
+		t.Fatalf("fd leak: %d → %d", fd0, fd1)
+	}
+}
+
+var _ = errors.Is
