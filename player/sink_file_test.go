@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 )
+
+// quietLog keeps the regular-file warning out of test and bench output.
+var quietLog = slog.New(slog.DiscardHandler)
 
 // fileTestPattern is n bytes that differ from one position to the next,
 // so a lost, doubled or reordered chunk shows.
@@ -28,7 +32,7 @@ func TestFileSinkRegularFileAppends(t *testing.T) {
 	if err := os.WriteFile(path, []byte("head"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenSink(context.Background(), Output{Kind: OutputFile, Path: path}, nil)
+	s, err := OpenSink(context.Background(), Output{Kind: OutputFile, Path: path}, quietLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +57,7 @@ func TestFileSinkRegularFileAppends(t *testing.T) {
 
 func TestFileSinkCreatesMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "new.raw")
-	s, err := OpenFileSink(context.Background(), path, FileSinkOptions{Clock: newPacerTestClock()})
+	s, err := OpenFileSink(context.Background(), path, FileSinkOptions{Logger: quietLog, Clock: newPacerTestClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +79,7 @@ func TestFileSinkOpenErrors(t *testing.T) {
 		{"missing parent", filepath.Join(dir, "nope", "out.raw"), "no such file or directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := OpenFileSink(context.Background(), tc.path, FileSinkOptions{})
+			_, err := OpenFileSink(context.Background(), tc.path, FileSinkOptions{Logger: quietLog})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "file sink: ") {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}
@@ -95,7 +99,7 @@ func makeFIFO(t *testing.T) string {
 func TestFileSinkFIFONoReader(t *testing.T) {
 	path := makeFIFO(t)
 	start := time.Now()
-	_, err := OpenFileSink(context.Background(), path, FileSinkOptions{FIFOWait: 200 * time.Millisecond})
+	_, err := OpenFileSink(context.Background(), path, FileSinkOptions{Logger: quietLog, FIFOWait: 200 * time.Millisecond})
 	if !errors.Is(err, ErrNoFIFOReader) || !strings.Contains(err.Error(), "no reader on fifo") {
 		t.Fatalf("err = %v, want ErrNoFIFOReader", err)
 	}
@@ -106,7 +110,7 @@ func TestFileSinkFIFONoReader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start = time.Now()
-	_, err = OpenFileSink(ctx, path, FileSinkOptions{FIFOWait: time.Hour})
+	_, err = OpenFileSink(ctx, path, FileSinkOptions{Logger: quietLog, FIFOWait: time.Hour})
 	if !errors.Is(err, ErrNoFIFOReader) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want ErrNoFIFOReader and the context's error", err)
 	}
@@ -144,7 +148,7 @@ func TestFileSinkFIFOLiveReader(t *testing.T) {
 		readerGone <- result{got, el, err}
 	}()
 
-	s, err := OpenFileSink(context.Background(), path, FileSinkOptions{FIFOWait: 5 * time.Second})
+	s, err := OpenFileSink(context.Background(), path, FileSinkOptions{Logger: quietLog, FIFOWait: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +197,7 @@ func TestFileSinkCloseWakesWriteOnFullFIFO(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Close(rfd)
-	s, err := OpenFileSink(context.Background(), path, FileSinkOptions{Clock: newPacerTestClock()})
+	s, err := OpenFileSink(context.Background(), path, FileSinkOptions{Logger: quietLog, Clock: newPacerTestClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +230,7 @@ func BenchmarkFileSinkPacing(b *testing.B) {
 	buf := make([]byte, 4096)
 	for b.Loop() {
 		os.Remove(path)
-		s, err := OpenFileSink(context.Background(), path, FileSinkOptions{})
+		s, err := OpenFileSink(context.Background(), path, FileSinkOptions{Logger: quietLog})
 		if err != nil {
 			b.Fatal(err)
 		}
