@@ -193,8 +193,16 @@ func (s *ALSASink) Write(p []byte) (int, error) {
 	if closed {
 		return 0, ErrSinkClosed
 	}
-	_ = s.stdin.SetWriteDeadline(time.Now().Add(s.writeTimeout))
-	n, err := s.stdin.Write(p)
+	// The deadline is per pipe-full, so it measures aplay taking nothing,
+	// not how long a large p takes to play.
+	var n int
+	var err error
+	for n < len(p) && err == nil {
+		_ = s.stdin.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+		var m int
+		m, err = s.stdin.Write(p[n:min(len(p), n+alsaPipeSize)])
+		n += m
+	}
 	if err == nil {
 		return n, nil
 	}

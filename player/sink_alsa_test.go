@@ -235,3 +235,25 @@ func TestSinkAplayArgs(t *testing.T) {
 		t.Fatalf("default-device args = %q", got)
 	}
 }
+
+// A Write much longer than WriteTimeout must not count as a stall while
+// aplay keeps taking audio. A fake aplay that reads at about real time
+// stands in for a card, since this machine has none.
+func TestSinkALSALongWriteIsNotAStall(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "aplay")
+	// 17640 bytes every 100 ms: 176400 B/s, like a sound card.
+	script := "#!/bin/sh\nwhile dd bs=17640 count=1 iflag=fullblock status=none of=/dev/null; do sleep 0.1; done\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenALSASink(context.Background(), "", ALSASinkOptions{Aplay: bin, WriteTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	buf := make([]byte, bytesFor(1500*time.Millisecond))
+	if n, err := s.Write(buf); err != nil || n != len(buf) {
+		t.Fatalf("Write of 1.5 s with a 500 ms stall limit = %d, %v", n, err)
+	}
+}
