@@ -289,12 +289,14 @@ func openFDs(t testing.TB) int {
 func TestMPDNoLeakAfter100Recoveries(t *testing.T) {
 	f, s := newSupervisedMPD(t, MPDOptions{PollInterval: 100 * time.Millisecond},
 		WatchdogOptions{Interval: 50 * time.Millisecond, HealthyReset: time.Nanosecond}, 1)
-	c := f.client(t)
 	pollUntil(t, 20*time.Second, "healthy", s.w.Healthy)
+	c := f.dialClient(t)
+	defer func() { _ = c.Close() }()
 	// Warm up one of each so lazily started goroutines exist in both counts.
 	s.measure(t, func() { _ = c.Stop() })
 	s.measure(t, func() { _ = syscall.Kill(f.m.PID(), syscall.SIGKILL) })
-	c = f.client(t)
+	_ = c.Close()
+	c = f.dialClient(t)
 	time.Sleep(300 * time.Millisecond)
 	g0, fd0 := runtime.NumGoroutine(), openFDs(t)
 	var worst time.Duration
@@ -302,6 +304,8 @@ func TestMPDNoLeakAfter100Recoveries(t *testing.T) {
 		if i%10 == 9 {
 			ft := s.measure(t, func() { _ = syscall.Kill(f.m.PID(), syscall.SIGKILL) })
 			worst = max(worst, ft.back)
+			_ = c.Close()
+			c = f.dialClient(t)
 			continue
 		}
 		ft := s.measure(t, func() {
@@ -314,7 +318,7 @@ func TestMPDNoLeakAfter100Recoveries(t *testing.T) {
 	if ws := s.w.Status(); ws.Recoveries < 102 {
 		t.Fatalf("recoveries = %d, want ≥ 102", ws.Recoveries)
 	}
-	c.Close()
+	_ = c.Close()
 	var g1, fd1 int
 	deadline := time.Now().Add(5 * time.Second)
 	for {

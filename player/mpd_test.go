@@ -152,11 +152,18 @@ func (p *mpdFlowProbe) flowing() bool {
 // client is another MPD client, as an admin's phone app would be.
 func (f *mpdFixture) client(t testing.TB) *mpd.Client {
 	t.Helper()
+	c := f.dialClient(t)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// dialClient connects another client; the caller closes it.
+func (f *mpdFixture) dialClient(t testing.TB) *mpd.Client {
+	t.Helper()
 	c, err := mpd.Dial("unix", filepath.Join(f.dir, "run", mpdSocketName))
 	if err != nil {
 		t.Fatalf("dial test client: %v", err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 

@@ -123,17 +123,18 @@ type watchState struct {
 	notPlaying time.Time // since when the backend is not playing (zero: it is)
 	goodSince  time.Time // start of the current healthy stretch
 
-	fault     string // class being handled
-	faultMsg  string
-	faultAt   time.Time
-	rung      Rung // ladder position: the lowest rung the next attempt may use
-	atRung    int  // attempts at rung since it was reached
-	failures  int  // failed attempts since the last ladder reset
-	backoff   time.Duration
-	next      time.Time // earliest next attempt
-	lastTry   time.Time
-	tried     Rung
-	tryFrames uint64
+	fault       string // class being handled
+	faultMsg    string
+	ladderClass string // the class the ladder position was reached for
+	faultAt     time.Time
+	rung        Rung // ladder position: the lowest rung the next attempt may use
+	atRung      int  // attempts at rung since it was reached
+	failures    int  // failed attempts since the last ladder reset
+	backoff     time.Duration
+	next        time.Time // earliest next attempt
+	lastTry     time.Time
+	tried       Rung
+	tryFrames   uint64
 
 	faults, recoveries, attempts uint64
 	byClass, byRung, triesByRung map[string]uint64
@@ -420,6 +421,11 @@ func (w *Watchdog) transition(state string) {
 // detect records a new fault.
 func (w *Watchdog) detect(now time.Time, ob observation) {
 	s := &w.s
+	if ob.fault != s.ladderClass {
+		// The ladder position belongs to one kind of trouble: a new
+		// kind starts from its own first rung (the backoff still paces).
+		s.rung, s.atRung, s.ladderClass = 0, 0, ob.fault
+	}
 	s.fault, s.faultMsg, s.faultAt = ob.fault, ob.msg, now
 	s.faults++
 	s.byClass[ob.fault]++
@@ -465,7 +471,7 @@ func (w *Watchdog) attempt(ctx context.Context, now time.Time, ob observation) e
 		// The picture changed while handling the fault (a stall turned
 		// out to be a dead process): climb to what the cause needs.
 		w.log.Info("fault class changed", "from", s.fault, "to", ob.fault, "detail", ob.msg)
-		s.fault, class = ob.fault, ob.fault
+		s.fault, class, s.ladderClass = ob.fault, ob.fault, ob.fault
 	}
 	rung := max(startRung(class), s.rung)
 	if rung > s.rung {
