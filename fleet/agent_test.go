@@ -239,7 +239,7 @@ func TestACLIsolatesBoxes(t *testing.T) {
 	// A forges a stop for B, on B's topic and on a group A is not in.
 	forged, _ := json.Marshal(Command{ID: "forged", Op: OpStop, Expires: time.Now().Add(time.Minute)})
 	for _, topic := range []string{CommandTopic("box-b"), GroupTopic("berlin")} {
-		if tok := a.Publish(topic, 1, false, forged); !tok.WaitTimeout(5*time.Second) {
+		if tok := a.Publish(topic, 1, false, forged); !tok.WaitTimeout(5 * time.Second) {
 			t.Fatalf("publish to %s timed out", topic)
 		}
 	}
@@ -384,5 +384,40 @@ func TestAgentSurvivesBrokerRestart(t *testing.T) {
 	r := send(t, op, Target{Group: "paris"}, Command{Op: OpPlay}, "box-a")
 	if !r["box-a"].OK {
 		t.Fatalf("command after restart: %+v", r)
+	}
+}
+
+// A box that was offline when a command went out gets it through the
+// client's resend, and acts on it once.
+func TestResendReachesLateBox(t *testing.T) {
+	e := newEnv(t, testGroups)
+	c, k := e.certs(t, "operator")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	op, err := Dial(ctx, ClientOptions{BrokerURL: e.broker.URL(), CAFile: e.ca.CAFile, CertFile: c, KeyFile: k, Resend: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	type res struct {
+		r   map[string]Reply
+		err error
+	}
+	got := make(chan res, 1)
+	go func() {
+		r, err := op.Send(ctx, Target{Group: "paris"}, Command{Op: OpNext}, []string{"box-a"})
+		got <- res{r, err}
+	}()
+	time.Sleep(300 * time.Millisecond) // the first publish finds nobody
+	ops := newFakeOps()
+	e.startAgent(t, "box-a", ops, nil)
+	r := <-got
+	if r.err != nil || !r.r["box-a"].OK {
+		t.Fatalf("late box: %+v %v", r.r, r.err)
+	}
+	waitFor(t, 2*time.Second, "calls settle", func() bool { return len(ops.Calls()) == 1 })
+	time.Sleep(500 * time.Millisecond) // further resends in flight must not act again
+	if got := ops.Calls(); !slices.Equal(got, []string{"next"}) {
+		t.Fatalf("calls = %v", got)
 	}
 }

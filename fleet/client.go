@@ -25,13 +25,19 @@ type ClientOptions struct {
 	ClientID string
 	// Now is the clock that stamps command expiry; nil means time.Now.
 	Now func() time.Time
+	// Resend is how long Send waits for missing replies before publishing
+	// the same command again to each silent box's own topic (default
+	// 5 s; negative: never). Safe because a box acts on a request id only
+	// once; it recovers commands lost while a box was reconnecting.
+	Resend time.Duration
 }
 
 // Client sends commands to boxes through the broker and collects their
 // replies and retained status. It is what `mohctl --via` uses.
 type Client struct {
-	c   mqtt.Client
-	now func() time.Time
+	c      mqtt.Client
+	now    func() time.Time
+	resend time.Duration
 }
 
 // Dial connects to the broker once (no retry: an operator wants to know
@@ -62,7 +68,10 @@ func Dial(ctx context.Context, o ClientOptions) (*Client, error) {
 	if err := wait(ctx, c.Connect()); err != nil {
 		return nil, fmt.Errorf("connect to broker %s: %w", o.BrokerURL, err)
 	}
-	return &Client{c: c, now: o.Now}, nil
+	if o.Resend == 0 {
+		o.Resend = 5 * time.Second
+	}
+	return &Client{c: c, now: o.Now, resend: o.Resend}, nil
 }
 
 // Close disconnects.
@@ -157,10 +166,31 @@ func (c *Client) Send(ctx context.Context, target Target, cmd Command, expect []
 	if err := wait(ctx, c.c.Publish(topic, 1, false, payload)); err != nil {
 		return nil, fmt.Errorf("publish command: %w", err)
 	}
-	if len(want) > 0 {
+	var tick <-chan time.Time
+	if c.resend > 0 {
+		t := time.NewTicker(c.resend)
+		defer t.Stop()
+		tick = t.C
+	}
+wait:
+	for len(want) > 0 {
 		select {
 		case <-done:
+			break wait
 		case <-ctx.Done():
+			break wait
+		case <-tick:
+			mu.Lock()
+			var missing []string
+			for d := range want {
+				if _, ok := replies[d]; !ok {
+					missing = append(missing, d)
+				}
+			}
+			mu.Unlock()
+			for _, d := range missing {
+				c.c.Publish(CommandTopic(d), 1, false, payload)
+			}
 		}
 	}
 	mu.Lock()

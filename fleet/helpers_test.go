@@ -131,7 +131,11 @@ func newEnv(t testing.TB, groups map[string][]string) *env {
 	t.Cleanup(func() {
 		b.Stop()
 		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", b.Log())
+			l := b.Log()
+			if len(l) > 4000 {
+				l = "…" + l[len(l)-4000:]
+			}
+			t.Logf("mosquitto log (tail):\n%s", l)
 		}
 	})
 	return &env{ca: ca, broker: b, groups: groups}
