@@ -8,9 +8,9 @@ RUN_DIR  ?= .run
 LISTEN   ?= 127.0.0.1:8080
 # Debian packages the tests drive for real (decoders, encoders, MPD, ALSA
 # tools, the MQTT broker, the browser).
-DEB_PACKAGES := mpd alsa-utils lame sox libsox-fmt-mp3 mpg123 ffmpeg mosquitto mosquitto-clients chromium
+DEB_PACKAGES := socat mpd alsa-utils lame sox libsox-fmt-mp3 mpg123 ffmpeg mosquitto mosquitto-clients chromium
 # command → package, to install only what is missing
-DEB_COMMANDS := mpd:mpd aplay:alsa-utils lame:lame sox:sox mpg123:mpg123 ffmpeg:ffmpeg mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium
+DEB_COMMANDS := socat:socat mpd:mpd aplay:alsa-utils lame:lame sox:sox mpg123:mpg123 ffmpeg:ffmpeg mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium
 
 .PHONY: all build run test test-go deps lint bench dist clean image image-test
 

@@ -1,0 +1,17 @@
+#!/bin/sh
+# make bench: every speed, memory and recovery figure moh is held to.
+set -eu
+cd "$(dirname "$0")/.."
+section() { printf '\n== %s\n' "$*"; }
+gobench() { # package pattern [benchtime]
+	go test "$1" -run '^$' -bench "$2" -benchtime "${3:-1x}" -count 1 | grep -E '^(Benchmark|ok|FAIL)' || true
+}
+
+section "playback cost: mohd direct vs MPD on the same file (target: CPU <= MPD, RSS <= 20 MB)"
+./scripts/bench-playback.sh "${BENCH_SECONDS:-60}"
+
+section "direct decoding speed (x real time)"
+gobench ./player/ 'DecodeGapless' 3x
+
+section "file sink pacing (target: 10 s of audio in 10 s +/- 2 %)"
+gobench ./player/ 'FileSinkPacing'
