@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/mohproject/moh/internal/atomicfile"
 )
 
 // errChecksum means a downloaded track did not hash to the sha256 the
@@ -50,7 +52,9 @@ func fetchVerified(ctx context.Context, client *http.Client, rawURL, wantHex, di
 	if resp.ContentLength > maxBytes {
 		return nil, fmt.Errorf("download: %d bytes exceeds the limit of %d", resp.ContentLength, maxBytes)
 	}
-	f, err := os.CreateTemp(dir, ".moh-fetch-*")
+	// The shared temp prefix lets mohd's start-up sweep remove a download
+	// a power cut interrupted.
+	f, err := os.CreateTemp(dir, atomicfile.TempPrefix+"fetch-*")
 	if err != nil {
 		return nil, fmt.Errorf("create temp: %w", err)
 	}
