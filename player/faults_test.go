@@ -3,10 +3,13 @@ package player
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -95,14 +98,10 @@ func TestMPDFaultRecovery(t *testing.T) {
 		inject func(t *testing.T, f *mpdFixture)
 	}{
 		{"sigkill", "mpd-exited", func(t *testing.T, f *mpdFixture) {
-			if err := syscall.Kill(f.m.PID(), syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
+			killPID(t, f.m.PID(), syscall.SIGKILL)
 		}},
 		{"sigstop", "", func(t *testing.T, f *mpdFixture) {
-			if err := syscall.Kill(f.m.PID(), syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
+			killPID(t, f.m.PID(), syscall.SIGSTOP)
 		}},
 		{"stop-by-client", "mpd-stopped", func(t *testing.T, f *mpdFixture) {
 			if err := f.client(t).Stop(); err != nil {
@@ -266,6 +265,18 @@ func TestMPDBrokenBinaryBoundedRetries(t *testing.T) {
 	}
 }
 
+// killPID signals one process the test started. It refuses pid ≤ 0,
+// which kill(2) would turn into "the whole process group".
+func killPID(t testing.TB, pid int, sig syscall.Signal) {
+	t.Helper()
+	if pid <= 0 {
+		t.Fatalf("no process to signal (pid %d)", pid)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		t.Fatalf("signal %d: %v", pid, err)
+	}
+}
+
 // processCPU is this process's user+system CPU time.
 func processCPU(t testing.TB) time.Duration {
 	var ru syscall.Rusage
@@ -294,7 +305,7 @@ func TestMPDNoLeakAfter100Recoveries(t *testing.T) {
 	defer func() { _ = c.Close() }()
 	// Warm up one of each so lazily started goroutines exist in both counts.
 	s.measure(t, func() { _ = c.Stop() })
-	s.measure(t, func() { _ = syscall.Kill(f.m.PID(), syscall.SIGKILL) })
+	s.measure(t, func() { killPID(t, f.m.PID(), syscall.SIGKILL) })
 	_ = c.Close()
 	c = f.dialClient(t)
 	time.Sleep(300 * time.Millisecond)
@@ -302,7 +313,7 @@ func TestMPDNoLeakAfter100Recoveries(t *testing.T) {
 	var worst time.Duration
 	for i := range 100 {
 		if i%10 == 9 {
-			ft := s.measure(t, func() { _ = syscall.Kill(f.m.PID(), syscall.SIGKILL) })
+			ft := s.measure(t, func() { killPID(t, f.m.PID(), syscall.SIGKILL) })
 			worst = max(worst, ft.back)
 			_ = c.Close()
 			c = f.dialClient(t)
@@ -339,3 +350,120 @@ func TestMPDNoLeakAfter100Recoveries(t *testing.T) {
 }
 
 var _ = errors.Is
+
+// sinkTracker wraps the real OpenSink to expose the live aplay's PID and
+// count opens; device() may change the ALSA device between opens (a card
+// that appears later).
+type sinkTracker struct {
+	mu     sync.Mutex
+	opens  int
+	fails  int
+	pid    int
+	device func() string
+	log    *slog.Logger
+}
+
+func (s *sinkTracker) open(ctx context.Context) (Sink, error) {
+	dev := s.device()
+	sink, err := OpenSink(ctx, Output{Kind: OutputALSA, Device: dev}, s.log)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opens++
+	if err != nil {
+		s.fails++
+		return nil, err
+	}
+	if p, ok := sink.(interface{ PID() int }); ok {
+		s.pid = p.PID()
+	}
+	return sink, nil
+}
+
+func (s *sinkTracker) counts() (opens, fails, pid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opens, s.fails, s.pid
+}
+
+func newSupervisedDirect(t testing.TB, device func() string, wo WatchdogOptions) (*Direct, *sinkTracker, *supervised) {
+	t.Helper()
+	mpdNeedTools(t)
+	if _, err := exec.LookPath("aplay"); err != nil {
+		t.Fatalf("aplay not installed (Debian package alsa-utils is a test dependency): %v", err)
+	}
+	dir := t.TempDir()
+	var tracks []Track
+	for i := range 2 {
+		p := filepath.Join(dir, "tone"+wdItoa(i)+".mp3")
+		mpdTone(t, p, 4, 440+220*i)
+		tracks = append(tracks, Track{ID: "d" + wdItoa(i), Path: p, Name: filepath.Base(p)})
+	}
+	st := &sinkTracker{device: device, log: wdTestLogger(t)}
+	d := NewDirect(DirectOptions{Logger: wdTestLogger(t), OpenSink: st.open})
+	d.SetPlaylist(tracks)
+	d.SetVolume(80)
+	d.Play()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return d, st, superviseBackend(t, d, wo)
+}
+
+// The direct backend's aplay dies (a USB card pulled, a driver crash).
+func TestDirectSinkKilled(t *testing.T) {
+	_, st, s := newSupervisedDirect(t, func() string { return "null" }, WatchdogOptions{})
+	pollUntil(t, 20*time.Second, "healthy", s.w.Healthy)
+	var pid int
+	ft := s.measure(t, func() {
+		_, _, pid = st.counts()
+		killPID(t, pid, syscall.SIGKILL)
+	})
+	opens, _, pid2 := st.counts()
+	t.Logf("sink-killed: class %s, detected in %v, audio back in %v (rung %s), aplay %d → %d, %d opens",
+		ft.class, ft.detect.Round(time.Millisecond), ft.back.Round(time.Millisecond), ft.rung, pid, pid2, opens)
+	if pid2 == pid || opens < 2 {
+		t.Fatalf("aplay not restarted: pid %d → %d, opens %d", pid, pid2, opens)
+	}
+}
+
+// The sound card is missing at start (alsa:hw:9,0): bounded retries with
+// backoff, a clear fault, no busy loop; when the card appears the audio
+// comes back on its own.
+func TestDirectDeviceMissingAtStart(t *testing.T) {
+	var mu sync.Mutex
+	device := "hw:9,0"
+	dev := func() string { mu.Lock(); defer mu.Unlock(); return device }
+	d, st, s := newSupervisedDirect(t, dev, WatchdogOptions{})
+	const window = 10 * time.Second
+	cpu0, wall0 := processCPU(t), time.Now()
+	time.Sleep(window)
+	share := (processCPU(t) - cpu0).Seconds() / time.Since(wall0).Seconds()
+	opens, fails, _ := st.counts()
+	bs, ws := d.Status(), s.w.Status()
+	t.Logf("device missing for %v: %d aplay starts (%d failed), CPU %.2f%% of a core, fault %q, watchdog %s %v attempts %v backoff %v",
+		window, opens, fails, share*100, bs.Fault, ws.State, ws.FaultsByClass, ws.AttemptsByRung, ws.Backoff)
+	if opens < 2 || opens > 25 {
+		t.Errorf("%d aplay starts in %v: want bounded retries with backoff", opens, window)
+	}
+	if bs.Fault == "" || !strings.Contains(bs.Fault, "hw:9,0") && !strings.Contains(strings.ToLower(bs.Fault), "audio open") {
+		t.Errorf("fault %q does not say what is wrong", bs.Fault)
+	}
+	if s.w.Healthy() || ws.Faults == 0 {
+		t.Errorf("watchdog does not report the fault: %+v", ws)
+	}
+	if share > 0.05 {
+		t.Errorf("CPU %.2f%% of a core while the card is missing (bound 5%%)", share*100)
+	}
+	// The card appears.
+	mu.Lock()
+	device = "null"
+	mu.Unlock()
+	appeared := time.Now()
+	probe := &mpdFlowProbe{b: d}
+	pollUntil(t, 70*time.Second, "audio once the card is there", func() bool {
+		time.Sleep(100 * time.Millisecond)
+		return s.w.Healthy() && probe.flowing()
+	})
+	t.Logf("card appeared: audio after %v", time.Since(appeared).Round(time.Millisecond))
+}
