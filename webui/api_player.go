@@ -119,6 +119,14 @@ func (s *Server) setVolume(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int{"volume": s.opt.Player.Settings().Volume})
 }
 
+// record logs an admin change and adds it to the event log the page and
+// the API show. Play, stop, next and volume are recorded by the player
+// itself.
+func (s *Server) record(r *http.Request, msg string, args ...any) {
+	s.opt.Player.Events().Add(player.Event{Kind: "admin", Message: msg})
+	s.audit(r, msg, args...)
+}
+
 // audit logs who changed what: the token id, or "session".
 func (s *Server) audit(r *http.Request, what string, args ...any) {
 	p := principalFrom(r.Context())

@@ -12,6 +12,13 @@ type createTokenReq struct {
 	Name  string `json:"name"`
 }
 
+// listedToken marks the token the request itself used, so a client
+// rotating its own token knows which one to revoke.
+type listedToken struct {
+	TokenInfo
+	Current bool `json:"current"`
+}
+
 type createdToken struct {
 	TokenInfo
 	Token string `json:"token"`
@@ -23,7 +30,12 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": ts})
+	me := principalFrom(r.Context()).tokenID
+	out := make([]listedToken, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, listedToken{TokenInfo: t, Current: me != "" && t.ID == me})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +57,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.audit(r, "token create", "token_id", info.ID, "scope", info.Scope.String())
+	s.record(r, "API token created: "+info.Scope.String()+" "+info.Name, "token_id", info.ID)
 	writeJSON(w, http.StatusCreated, createdToken{TokenInfo: info, Token: tok})
 }
 
@@ -59,6 +71,6 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.audit(r, "token revoke", "token_id", id)
+	s.record(r, "API token revoked: "+id, "token_id", id)
 	w.WriteHeader(http.StatusNoContent)
 }

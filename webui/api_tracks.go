@@ -72,11 +72,15 @@ func (s *Server) deleteTrack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
+	name := id
+	if t, ok := lib.Get(id); ok {
+		name = t.Name
+	}
 	if err := lib.Delete(id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.audit(r, "track delete", "track", id)
+	s.record(r, "track deleted: "+name, "track", id)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -102,7 +106,7 @@ func (s *Server) reorder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.audit(r, "playlist reorder", "tracks", len(o.Order))
+	s.record(r, "playlist reordered", "tracks", len(o.Order))
 	writeJSON(w, http.StatusOK, tracksDoc(lib.Tracks()))
 }
 
@@ -260,7 +264,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, lib Library, id,
 	if existed {
 		status = http.StatusOK
 	}
-	s.audit(r, "track upload", "track", t.ID, "name", t.Name, "existed", existed)
+	if !existed {
+		s.record(r, "track added: "+t.Name, "track", t.ID)
+	}
 	writeJSON(w, status, t)
 }
 

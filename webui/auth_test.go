@@ -177,6 +177,8 @@ func TestSessionCSRFAndCrossSite(t *testing.T) {
 	wantError(t, resp, body, 403, "cross_site")
 	resp, body = vol(map[string]string{csrfHeader: csrf, "Origin": "null"})
 	wantError(t, resp, body, 403, "cross_site")
+	resp, body = vol(map[string]string{csrfHeader: csrf, "Origin": e.ts.URL, "Sec-Fetch-Site": "cross-site"})
+	wantError(t, resp, body, 403, "cross_site")
 	resp, body = vol(map[string]string{csrfHeader: csrf, "Sec-Fetch-Site": "cross-site"})
 	wantError(t, resp, body, 403, "cross_site")
 	resp, body = vol(map[string]string{csrfHeader: csrf, "Sec-Fetch-Site": "same-site"})
@@ -385,6 +387,13 @@ func TestTokensLifecycle(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"monitor"`) || strings.Contains(string(body), ct.Token) {
 		t.Fatalf("list: %d %s", resp.StatusCode, body)
 	}
+	var listed struct{ Tokens []listedToken }
+	json.Unmarshal(body, &listed)
+	for _, lt := range listed.Tokens {
+		if lt.Current != (lt.ID == info.ID) {
+			t.Fatalf("current flag wrong: %s", body)
+		}
+	}
 	resp, body = e.do(nil, "POST", "/api/v1/tokens", strings.NewReader(`{"scope":"superuser"}`), bearer(admin))
 	wantError(t, resp, body, 400, "bad_scope")
 	resp, body = e.do(nil, "POST", "/api/v1/tokens", strings.NewReader(`{"scope":"read","extra":1}`), bearer(admin))
@@ -417,7 +426,7 @@ func TestSecurityHeaders(t *testing.T) {
 		h := resp.Header
 		if !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'self'") ||
 			!strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
-			h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" ||
+			h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "same-origin" ||
 			h.Get("X-Frame-Options") != "DENY" {
 			t.Errorf("%s: security headers missing: %v", p, h)
 		}

@@ -16,11 +16,15 @@ const (
 )
 
 // crossSite reports whether a browser says r comes from another site. It
-// is a second wall behind SameSite=Strict cookies and the CSRF token:
-// modern browsers send Sec-Fetch-Site, and all send Origin on POSTs.
+// is a second wall behind SameSite=Strict cookies and the CSRF token.
+// Sec-Fetch-Site, which modern browsers always send and pages cannot
+// forge, decides when present; otherwise the Origin header does (an opaque
+// "null" origin counts as foreign).
 func crossSite(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "same-origin", "none":
+		return false
+	case "":
 	default: // cross-site, same-site (another host under the same domain)
 		return true
 	}
@@ -30,7 +34,7 @@ func crossSite(r *http.Request) bool {
 	}
 	u, err := url.Parse(o)
 	if err != nil || u.Host == "" {
-		return true // includes the opaque "null" origin
+		return true
 	}
 	return u.Host != r.Host
 }
