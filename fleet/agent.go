@@ -58,7 +58,6 @@ type Agent struct {
 	cmds *commander
 
 	connected atomic.Bool
-	client    mqtt.Client // set once in Run
 
 	mu         sync.Mutex
 	lastKey    string
@@ -68,8 +67,8 @@ type Agent struct {
 // NewAgent checks the options and loads the certificates; it does not
 // connect.
 func NewAgent(o AgentOptions) (*Agent, error) {
-	if o.BrokerURL == "" {
-		return nil, errors.New("fleet: broker url is required")
+	if err := checkBrokerURL(o.BrokerURL); err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
 	}
 	if err := ValidName(o.DeviceID); err != nil {
 		return nil, fmt.Errorf("fleet: device id: %w", err)
@@ -156,7 +155,6 @@ func (a *Agent) Run(ctx context.Context) error {
 			return tc
 		})
 	c := mqtt.NewClient(opts)
-	a.client = c
 	a.log.Info("fleet agent starting", "broker", a.o.BrokerURL, "groups", a.o.Groups)
 	c.Connect() // with ConnectRetry it keeps trying in the background
 
@@ -270,4 +268,22 @@ func changeKey(raw []byte) string {
 	}
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// checkBrokerURL accepts only TLS transports: commands must come from a
+// broker that proved its identity, and the box's certificate is its login.
+func checkBrokerURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("broker url: %w", err)
+	}
+	switch u.Scheme {
+	case "mqtts", "ssl", "tls", "tcps", "mqtt+ssl", "wss":
+	default:
+		return fmt.Errorf("broker url %q: want mqtts://host:port (TLS is required)", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("broker url %q: no host", raw)
+	}
+	return nil
 }

@@ -421,3 +421,93 @@ func TestResendReachesLateBox(t *testing.T) {
 		t.Fatalf("calls = %v", got)
 	}
 }
+
+// A box that boots while the broker is down connects once it is up.
+func TestAgentStartsBeforeBroker(t *testing.T) {
+	e := newEnv(t, testGroups)
+	e.broker.Stop()
+	c, k := e.certs(t, "box-b")
+	a, err := NewAgent(AgentOptions{BrokerURL: e.broker.URL(), CAFile: e.ca.CAFile, CertFile: c, KeyFile: k,
+		DeviceID: "box-b", Groups: testGroups["box-b"], Ops: newFakeOps(), Logger: testLogger(t), MaxReconnectInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, 5*time.Second, "first attempts fail", func() bool { return !a.Connected() })
+	if err := e.broker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "agent connects after the broker starts", a.Connected)
+	op := e.operator(t)
+	if r := send(t, op, Target{Device: "box-b"}, Command{Op: OpStatus}, "box-b"); !r["box-b"].OK {
+		t.Fatalf("reply %+v", r)
+	}
+}
+
+// A change made on the box itself (the web page) reaches the retained
+// status without any command.
+func TestStatusPublishedOnLocalChange(t *testing.T) {
+	e := newEnv(t, testGroups)
+	ops := newFakeOps()
+	e.startAgent(t, "box-a", ops, nil)
+	op := e.operator(t)
+	state := func() any {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		docs, _ := op.Statuses(ctx, []string{"box-a"})
+		var s map[string]any
+		json.Unmarshal(docs["box-a"].Status, &s)
+		return s["volume"]
+	}
+	waitFor(t, 5*time.Second, "initial status", func() bool { return state() == float64(50) })
+	ops.SetVolume(12)
+	waitFor(t, 5*time.Second, "status shows the local change", func() bool { return state() == float64(12) })
+}
+
+func TestNewAgentRefusesBadOptions(t *testing.T) {
+	good := AgentOptions{BrokerURL: "mqtts://127.0.0.1:8883", DeviceID: "box-a", Ops: newFakeOps(), TLSConfig: &tls.Config{}}
+	cases := map[string]func(o *AgentOptions){
+		"plain mqtt":      func(o *AgentOptions) { o.BrokerURL = "mqtt://127.0.0.1:1883" },
+		"no host":         func(o *AgentOptions) { o.BrokerURL = "mqtts://" },
+		"wildcard id":     func(o *AgentOptions) { o.DeviceID = "box/+" },
+		"reserved id":     func(o *AgentOptions) { o.DeviceID = "group" },
+		"bad group":       func(o *AgentOptions) { o.Groups = []string{"#"} },
+		"no ops":          func(o *AgentOptions) { o.Ops = nil },
+		"missing ca file": func(o *AgentOptions) { o.TLSConfig = nil; o.CAFile = "/nonexistent/ca.pem" },
+		"cert without key": func(o *AgentOptions) {
+			o.TLSConfig = nil
+			o.CertFile = "/x.pem"
+		},
+	}
+	if _, err := NewAgent(good); err != nil {
+		t.Fatalf("good options refused: %v", err)
+	}
+	for name, mod := range cases {
+		o := good
+		mod(&o)
+		if _, err := NewAgent(o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestChangeKeyIgnoresTicking(t *testing.T) {
+	a := changeKey([]byte(`{"state":"playing","position_ns":1,"level_dbfs":-20,"uptime_ns":5,"track":{"id":"x"},"volume":50}`))
+	b := changeKey([]byte(`{"state":"playing","position_ns":9,"level_dbfs":-21,"uptime_ns":6,"track":{"id":"x"},"volume":50}`))
+	if a != b {
+		t.Errorf("position/level/uptime changed the key")
+	}
+	for _, other := range []string{
+		`{"state":"stopped","track":{"id":"x"},"volume":50}`,
+		`{"state":"playing","track":{"id":"y"},"volume":50}`,
+		`{"state":"playing","track":{"id":"x"},"volume":51}`,
+		`{"state":"playing","track":{"id":"x"},"volume":50,"watchdog":{"recoveries":1}}`,
+	} {
+		if changeKey([]byte(other)) == a {
+			t.Errorf("%s: same key", other)
+		}
+	}
+}

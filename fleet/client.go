@@ -43,6 +43,9 @@ type Client struct {
 // Dial connects to the broker once (no retry: an operator wants to know
 // now that the broker is unreachable).
 func Dial(ctx context.Context, o ClientOptions) (*Client, error) {
+	if err := checkBrokerURL(o.BrokerURL); err != nil {
+		return nil, err
+	}
 	tc := o.TLSConfig
 	if tc == nil {
 		var err error
@@ -202,8 +205,14 @@ wait:
 	return out, nil
 }
 
+// statusSettle is how long Statuses waits after the last retained
+// document before deciding the missing boxes have none: the broker sends
+// all retained messages right after the subscription.
+const statusSettle = time.Second
+
 // Statuses collects the retained status documents of devices until all
-// have been seen or ctx is done. A box that never connected has none.
+// have been seen, no more arrive for a second, or ctx is done. A box that
+// never connected has none.
 func (c *Client) Statuses(ctx context.Context, devices []string) (map[string]StatusDoc, error) {
 	want := make(map[string]bool, len(devices))
 	for _, d := range devices {
@@ -214,6 +223,7 @@ func (c *Client) Statuses(ctx context.Context, devices []string) (map[string]Sta
 		docs   = make(map[string]StatusDoc, len(devices))
 		done   = make(chan struct{})
 		closed bool
+		last   time.Time
 	)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		var d StatusDoc
@@ -224,6 +234,7 @@ func (c *Client) Statuses(ctx context.Context, devices []string) (map[string]Sta
 		d.Device = dev
 		mu.Lock()
 		defer mu.Unlock()
+		last = time.Now()
 		if !want[dev] {
 			return
 		}
@@ -238,10 +249,25 @@ func (c *Client) Statuses(ctx context.Context, devices []string) (map[string]Sta
 		return nil, fmt.Errorf("subscribe to status: %w", err)
 	}
 	defer c.c.Unsubscribe(filter)
-	if len(want) > 0 {
+	mu.Lock()
+	last = time.Now()
+	mu.Unlock()
+	tick := time.NewTicker(statusSettle / 10)
+	defer tick.Stop()
+wait:
+	for len(want) > 0 {
 		select {
 		case <-done:
+			break wait
 		case <-ctx.Done():
+			break wait
+		case <-tick.C:
+			mu.Lock()
+			quiet := time.Since(last) > statusSettle
+			mu.Unlock()
+			if quiet {
+				break wait
+			}
 		}
 	}
 	mu.Lock()
