@@ -191,20 +191,29 @@ func (a *Agent) onConnect(c mqtt.Client) {
 	for _, g := range a.o.Groups {
 		filters[GroupTopic(g)] = 1
 	}
-	tok := c.SubscribeMultiple(filters, a.cmds.onMessage)
-	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-		a.log.Error("subscribe to command topics failed; dropping the connection to retry", "err", tok.Error())
-		// A link that cannot hear commands is worse than none: force a
-		// reconnect so the subscription is retried.
-		go c.Disconnect(0)
-		return
-	}
-	if st, ok := tok.(*mqtt.SubscribeToken); ok {
-		for topic, code := range st.Result() {
-			if code == 0x80 {
-				a.log.Error("broker refused subscription (check the ACL)", "topic", topic)
+	// A link that cannot hear commands is no link: retry the
+	// subscription with backoff for as long as this connection lasts.
+	// (Disconnect would end paho's auto-reconnect for good.)
+	wait := time.Second
+	for {
+		tok := c.SubscribeMultiple(filters, a.cmds.onMessage)
+		ok := tok.WaitTimeout(15*time.Second) && tok.Error() == nil
+		if ok {
+			if st, isSub := tok.(*mqtt.SubscribeToken); isSub {
+				for topic, code := range st.Result() {
+					if code == 0x80 {
+						a.log.Error("broker refused subscription (check the ACL)", "topic", topic)
+					}
+				}
 			}
+			break
 		}
+		if !c.IsConnectionOpen() {
+			return // the next connection runs onConnect again
+		}
+		a.log.Error("subscribe to command topics failed; retrying", "err", tok.Error(), "in", wait)
+		time.Sleep(wait)
+		wait = min(2*wait, 30*time.Second)
 	}
 	a.connected.Store(true)
 	a.publishStatus(c, true)

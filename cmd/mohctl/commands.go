@@ -11,9 +11,40 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mohproject/moh/fleet"
 )
 
+// viaGroup sends a simple command once to the group topic when going
+// through the broker with --group naming a real group (not a box name).
+func (c *cli) viaGroup(ctx context.Context, t transport, boxes []Box, cmd fleet.Command, msg string) ([]outcome, bool) {
+	m, ok := t.(*mqttTransport)
+	if !ok || c.group == "" {
+		return nil, false
+	}
+	for _, b := range c.inv.Boxes {
+		if b.Name == c.group {
+			return nil, false
+		}
+	}
+	gctx, cancel := context.WithTimeout(ctx, c.boxTimeout(10*time.Second))
+	defer cancel()
+	errs := m.groupCall(gctx, c.group, boxes, cmd)
+	out := make([]outcome, len(boxes))
+	for i, b := range boxes {
+		if err := errs[b.Name]; err != nil {
+			out[i] = outcome{Box: b.Name, Err: oneLine(err.Error())}
+		} else {
+			out[i] = outcome{Box: b.Name, OK: true, Msg: msg}
+		}
+	}
+	return out, true
+}
+
 func (c *cli) player(ctx context.Context, t transport, boxes []Box, verb string) (int, error) {
+	if res, ok := c.viaGroup(ctx, t, boxes, fleet.Command{Op: verb}, verb); ok {
+		return c.report(verb, res), nil
+	}
 	res := c.each(ctx, boxes, c.boxTimeout(10*time.Second), func(ctx context.Context, b Box) (string, error) {
 		return verb, t.player(ctx, b, verb)
 	})
@@ -24,6 +55,9 @@ func (c *cli) volume(ctx context.Context, t transport, boxes []Box, arg string) 
 	v, err := strconv.Atoi(arg)
 	if err != nil || v < 0 || v > 100 {
 		return exitUsage, fmt.Errorf("%w: volume must be an integer from 0 to 100, not %q", errUsage, arg)
+	}
+	if res, ok := c.viaGroup(ctx, t, boxes, fleet.Command{Op: fleet.OpVolume, Volume: &v}, fmt.Sprintf("volume %d", v)); ok {
+		return c.report("volume", res), nil
 	}
 	res := c.each(ctx, boxes, c.boxTimeout(10*time.Second), func(ctx context.Context, b Box) (string, error) {
 		return fmt.Sprintf("volume %d", v), t.volume(ctx, b, v)

@@ -122,3 +122,31 @@ func (m *mqttTransport) statusAll(ctx context.Context, c *cli, boxes []Box) []ro
 	}
 	return rows
 }
+
+// groupCall publishes cmd once on the group's topic and collects one
+// reply per box, instead of one publish per box; silent boxes get the
+// same request again on their own topic (see fleet.ClientOptions.Resend).
+func (m *mqttTransport) groupCall(ctx context.Context, group string, boxes []Box, cmd fleet.Command) map[string]error {
+	devs := make([]string, len(boxes))
+	for i, b := range boxes {
+		devs[i] = b.DeviceID()
+	}
+	out := make(map[string]error, len(boxes))
+	replies, err := m.cl.Send(ctx, fleet.Target{Group: group}, cmd, devs)
+	for _, b := range boxes {
+		r, ok := replies[b.DeviceID()]
+		switch {
+		case err != nil:
+			out[b.Name] = err
+		case !ok:
+			out[b.Name] = errors.New("no reply through the broker (box offline or not subscribed)")
+		case !r.OK && r.Error != nil:
+			out[b.Name] = r.Error
+		case !r.OK:
+			out[b.Name] = errors.New("box answered with an error")
+		default:
+			out[b.Name] = nil
+		}
+	}
+	return out
+}
