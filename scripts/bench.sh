@@ -15,3 +15,9 @@ gobench ./player/ 'DecodeGapless' 3x
 
 section "file sink pacing (target: 10 s of audio in 10 s +/- 2 %)"
 gobench ./player/ 'FileSinkPacing'
+
+section "mohctl status over 1,000 boxes (target <= 5 s)"
+gobench ./cmd/mohctl/ 'Status1000' 5x
+
+section "1,000 simulated agents on one mosquitto"
+gobench ./fleet/ 'Fleet1000' 3x
