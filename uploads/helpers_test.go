@@ -3,10 +3,12 @@ package uploads
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,7 +17,7 @@ import (
 func testLib(t testing.TB, edit func(*Options)) *Library {
 	t.Helper()
 	dir := t.TempDir()
-	o := Options{DataDir: dir, PollInterval: 100 * time.Millisecond, SettleTime: 300 * time.Millisecond}
+	o := Options{DataDir: dir, Logger: testLogger(t), PollInterval: 100 * time.Millisecond, SettleTime: 300 * time.Millisecond}
 	if edit != nil {
 		edit(&o)
 	}
@@ -121,4 +123,17 @@ func ingestFile(t testing.TB, l *Library, path string) (Track, bool, error) {
 	}
 	defer f.Close()
 	return l.Ingest(context.Background(), filepath.Base(path), f, nil)
+}
+
+// testLogger sends the library's log to the test log (shown with -v or
+// on failure).
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tlogWriter struct{ t testing.TB }
+
+func (w tlogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

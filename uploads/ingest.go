@@ -229,6 +229,7 @@ func (l *Library) process(ctx context.Context, tmp, id, name string, size int64,
 		if math.Abs(adj) <= 0.15 {
 			break
 		}
+		l.log.Debug("re-encoding to correct the level", "name", name, "lufs", round2(after.Integrated()), "adjust_db", round2(adj))
 		os.Remove(rend)
 		gain += adj
 	}

@@ -174,6 +174,9 @@ func TestNamesAreMetadataOnly(t *testing.T) {
 		if got := cleanName(c.in); got != c.want {
 			t.Errorf("cleanName(%q) = %q, want %q", c.in, got, c.want)
 		}
+		if i >= 4 {
+			continue // the rest only exercise cleanName; ingests are slow under -race
+		}
 		f, _ := os.Open(distinctWAV(t, dir, i))
 		tr, _, err := l.Ingest(context.Background(), c.in, f, nil)
 		f.Close()
@@ -321,5 +324,3 @@ func TestNormaliseOff(t *testing.T) {
 		t.Errorf("normalising off: gain %.2f, %.2f → %.2f LUFS", tr.GainDB, tr.LoudnessBefore, tr.LoudnessAfter)
 	}
 }
-
-

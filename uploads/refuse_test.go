@@ -131,7 +131,7 @@ func TestRefusals(t *testing.T) {
 func TestIngestCancelled(t *testing.T) {
 	l := testLib(t, nil)
 	p := filepath.Join(t.TempDir(), "a.wav")
-	writeWAV16(t, p, 44100, 2, sine(44100, 2, 30, 441, -20))
+	writeWAV16(t, p, 44100, 2, sine(44100, 2, 10, 441, -20))
 	f, _ := os.Open(p)
 	defer f.Close()
 	ctx, cancel := context.WithCancel(context.Background())
