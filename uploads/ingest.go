@@ -42,10 +42,15 @@ type reporter func(stage string, fraction float64, bytes int64)
 // metadata only. If the same content is already in the library, it returns
 // that track with existed = true. Errors caused by the file are *Refusal.
 func (l *Library) Ingest(ctx context.Context, name string, r io.Reader, progress func(Progress)) (Track, bool, error) {
+	var last Progress
 	report := func(stage string, fraction float64, n int64) {
-		if progress != nil {
-			progress(Progress{Stage: stage, Fraction: min(max(fraction, 0), 1), Bytes: n})
+		p := Progress{Stage: stage, Fraction: min(max(fraction, 0), 1), Bytes: n}
+		// Called for every buffer; pass on only steps a person can see.
+		if progress == nil || p.Stage == last.Stage && p.Fraction-last.Fraction < 0.01 && p.Bytes-last.Bytes < 1<<20 && p.Stage != "done" {
+			return
 		}
+		last = p
+		progress(p)
 	}
 	name = cleanName(name)
 	if err := l.checkDisk(0); err != nil {
@@ -171,14 +176,16 @@ func (l *Library) process(ctx context.Context, tmp, id, name string, size int64,
 		report("measuring", float64(before.Samples())/est, size)
 	})
 	decoded := before.Samples()
-	if err != nil && decoded == 0 {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+	if err != nil {
+		if ctx.Err() != nil {
 			return Track{}, ctx.Err()
 		}
-		return Track{}, refuse(CodeDecodeFailed, fmt.Sprintf("the %s could not be decoded: %v", s.Detail, err))
-	}
-	if err := ctx.Err(); err != nil {
-		return Track{}, err
+		if errors.Is(err, context.DeadlineExceeded) {
+			return Track{}, refuse(CodeDecodeFailed, fmt.Sprintf("decoding the %s took longer than %s; the file may be damaged", s.Detail, l.toolBudget(s.EstSeconds).Round(time.Second)))
+		}
+		if decoded == 0 {
+			return Track{}, refuse(CodeDecodeFailed, fmt.Sprintf("the %s could not be decoded: %v", s.Detail, err))
+		}
 	}
 	secs := float64(decoded) / float64(s.SampleRate)
 	if s.Truncated || err != nil || s.DeclaredSamples > 0 && decoded < s.DeclaredSamples-truncSlack {
@@ -288,7 +295,7 @@ func (l *Library) decode(ctx context.Context, path string, s sniffed, fn func([]
 		if ctx.Err() != nil {
 			return fmt.Errorf("decoder stopped: %w", ctx.Err())
 		}
-		return toolError(filepath.Base(cmd.Args[2]), err, &stderr)
+		return toolError(filepath.Base(cmd.Args[3]), err, &stderr)
 	}
 	return rerr
 }
@@ -368,7 +375,7 @@ func (l *Library) encode(ctx context.Context, orig, rend string, s sniffed, gain
 	for _, c := range []*exec.Cmd{lame, sox, dec} {
 		if err := c.Start(); err != nil {
 			cancel()
-			return fmt.Errorf("start %s: %w", filepath.Base(c.Args[2]), err)
+			return fmt.Errorf("start %s: %w", filepath.Base(c.Args[3]), err)
 		}
 	}
 	// Go copies between sox and lame only to report progress.

@@ -100,10 +100,10 @@ func sniffFLAC(head []byte) (sniffed, error) {
 	}
 	si := head[8:]
 	rate := int(si[10])<<12 | int(si[11])<<4 | int(si[12])>>4
-	ch := int(si[12]>>1&7) + 1
+	ch := int(si[12]>>1&7) + 1 // 3 bits: 1..8 channels
 	total := int64(si[13]&0x0f)<<32 | int64(binary.BigEndian.Uint32(si[14:18]))
-	if rate == 0 {
-		return sniffed{}, refuse(CodeCorrupt, "the FLAC header gives a sample rate of 0")
+	if !plausibleRate(rate) {
+		return sniffed{}, refuse(CodeCorrupt, fmt.Sprintf("the FLAC header is implausible (%d Hz)", rate))
 	}
 	s := sniffed{Format: "flac", SampleRate: rate, Channels: ch, DeclaredSamples: total,
 		Detail: fmt.Sprintf("FLAC, %d Hz, %s", rate, channelsName(ch))}
@@ -146,7 +146,7 @@ func sniffWAV(r io.ReaderAt, off, size int64) (sniffed, error) {
 				}
 				return s, refuse(CodeUnsupportedCodec, fmt.Sprintf("the WAV file uses codec 0x%04x, which moh does not decode; save it as PCM WAV, FLAC or MP3", tag))
 			}
-			if s.Channels < 1 || s.Channels > 8 || s.SampleRate < 4000 || s.SampleRate > 384000 || blockAlign < 1 {
+			if s.Channels < 1 || s.Channels > 8 || !plausibleRate(s.SampleRate) || blockAlign < 1 {
 				return s, refuse(CodeCorrupt, fmt.Sprintf("the WAV header is implausible (%d channels, %d Hz)", s.Channels, s.SampleRate))
 			}
 			s.Detail = fmt.Sprintf("WAV %s %d-bit, %d Hz, %s", name, bits, s.SampleRate, channelsName(s.Channels))
@@ -210,7 +210,7 @@ func sniffOgg(r io.ReaderAt, head []byte, size int64) (sniffed, error) {
 	}
 	ch := int(p[11])
 	rate := int(binary.LittleEndian.Uint32(p[12:16]))
-	if ch < 1 || rate < 1000 || rate > 384000 {
+	if ch < 1 || ch > 8 || !plausibleRate(rate) {
 		return sniffed{}, refuse(CodeCorrupt, fmt.Sprintf("the Ogg Vorbis header is implausible (%d channels, %d Hz)", ch, rate))
 	}
 	s := sniffed{Format: "ogg", SampleRate: rate, Channels: ch,
@@ -249,6 +249,10 @@ func sniffOgg(r io.ReaderAt, head []byte, size int64) (sniffed, error) {
 	}
 	return s, nil
 }
+
+// plausibleRate bounds the sample rates moh accepts: telephony's 8 kHz
+// is the lowest anyone sends; anything outside is a damaged header.
+func plausibleRate(r int) bool { return r >= 4000 && r <= 384000 }
 
 func channelsName(n int) string {
 	switch n {

@@ -9,7 +9,7 @@ import "math"
 // free of bounds checks: this is the meter's hot path.
 type truePeak struct {
 	factor int
-	phases [4][tpTaps]float64 // phases[p][k] multiplies the k-th oldest sample
+	phases [4][tpTaps]float64  // phases[p][k] multiplies the k-th oldest sample
 	hist   [2 * tpTaps]float64 // circular history written twice, so a window is contiguous
 	pos    int
 	peak   float64
