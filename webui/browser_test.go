@@ -53,7 +53,7 @@ func newBrowser(t *testing.T) context.Context {
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	ctx, cancelC := context.WithTimeout(ctx, 75*time.Second)
+	ctx, cancelC := context.WithTimeout(ctx, 150*time.Second)
 	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
 	// Start the browser now so a broken Chromium fails here, clearly.
 	if err := chromedp.Run(ctx); err != nil {
@@ -95,10 +95,10 @@ func TestBrowserAdminFlow(t *testing.T) {
 	})
 	base := "http://" + ln.Addr().String()
 
-	// The files the admin drops: a 40 s MP3 (long enough that the page shows
+	// The files the admin drops: a 20 s MP3 (long enough that the page shows
 	// the ingest stages) and a text file named like an MP3.
 	files := t.TempDir()
-	good := makeMP3(t, files, "Spring hold music.mp3", 40, 440)
+	good := makeMP3(t, files, "Spring hold music.mp3", 20, 440)
 	bad := filepath.Join(files, "minutes of the meeting.mp3")
 	if err := os.WriteFile(bad, []byte(strings.Repeat("Minutes of the meeting. Nothing was decided.\n", 100)), 0o644); err != nil {
 		t.Fatal(err)
@@ -115,9 +115,11 @@ func TestBrowserAdminFlow(t *testing.T) {
 		})
 	}
 	ctx := newBrowser(t)
+	// Steps get generous time: under -race on a busy 2-core box the
+	// library's ingest alone takes many seconds.
 	run := func(step string, actions ...chromedp.Action) {
 		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
 		if err := chromedp.Run(sctx, actions...); err != nil {
 			chromedp.Run(ctx, shot("failed-"+strings.ReplaceAll(step, " ", "-")))
