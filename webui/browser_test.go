@@ -211,6 +211,16 @@ func TestBrowserAdminFlow(t *testing.T) {
 		t.Fatalf("library after upload: %+v", tracks)
 	}
 
+	// Listening in the browser: the rendition and the phone-band preview
+	// load into the page's player (same-origin media under the CSP, with
+	// the session cookie).
+	run("listen",
+		chromedp.Click(`#tracks li:nth-child(2) .listen`, chromedp.ByQuery),
+		waitJS(`(() => { const a = document.getElementById('preview-audio'); return a.src.endsWith('/audio') && a.readyState >= 1 && a.duration > 19; })()`),
+		chromedp.Click(`#tracks li:nth-child(2) .phone`, chromedp.ByQuery),
+		waitJS(`(() => { const a = document.getElementById('preview-audio'); return a.src.endsWith('/preview') && a.readyState >= 1 && a.duration > 19; })()`),
+	)
+
 	// Reorder: move the new track up.
 	run("reorder",
 		chromedp.Click(`#tracks li:nth-child(2) .move-up`, chromedp.ByQuery),
