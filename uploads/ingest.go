@@ -76,7 +76,9 @@ func (l *Library) Ingest(ctx context.Context, name string, r io.Reader, progress
 		return t, true, nil
 	}
 	start := l.opts.Now()
-	t, err := l.process(ctx, tmp, id, name, size, report)
+	t, err := l.process(ctx, tmp, id, name, size, report, func(rend string, t Track) error {
+		return l.commitTrack(tmp, rend, t)
+	})
 	if err != nil {
 		if rf, ok := AsRefusal(err); ok {
 			l.log.Info("upload refused", "name", name, "code", rf.Code, "reason", rf.Message)
@@ -152,8 +154,9 @@ func (l *Library) receive(ctx context.Context, r io.Reader, report reporter) (tm
 }
 
 // process runs the checks, the two decode passes and the encode, then
-// stores the track. tmp is the received original.
-func (l *Library) process(ctx context.Context, tmp, id, name string, size int64, report reporter) (Track, error) {
+// hands the rendition (a temp file) and the track to store. tmp is the
+// original.
+func (l *Library) process(ctx context.Context, tmp, id, name string, size int64, report reporter, store func(rend string, t Track) error) (Track, error) {
 	f, err := os.Open(tmp)
 	if err != nil {
 		return Track{}, fmt.Errorf("open upload: %w", err)
@@ -253,9 +256,13 @@ func (l *Library) process(ctx context.Context, tmp, id, name string, size int64,
 		LoudnessBefore: round2(lufs), TruePeakBefore: round2(tp),
 		LoudnessAfter: round2(after.Integrated()), TruePeakAfter: round2(after.TruePeak()),
 		GainDB: round2(gain), Added: l.opts.Now().UTC(), Size: size,
+		Normalised: !l.opts.NormaliseOff, TargetLUFS: *l.opts.TargetLUFS,
+	}
+	if l.opts.NormaliseOff {
+		t.TargetLUFS = 0
 	}
 	l.fillPaths(&t)
-	if err := l.commitTrack(tmp, rend, t); err != nil {
+	if err := store(rend, t); err != nil {
 		return Track{}, err
 	}
 	return t, nil

@@ -24,15 +24,19 @@ type Track struct {
 	Duration time.Duration `json:"duration_ns"`
 	// SampleRate and Channels describe the original; the rendition is
 	// always 44.1 kHz stereo.
-	SampleRate     int       `json:"sample_rate"`
-	Channels       int       `json:"channels"`
-	LoudnessBefore float64   `json:"loudness_before_lufs"`
-	LoudnessAfter  float64   `json:"loudness_after_lufs"`
-	TruePeakBefore float64   `json:"true_peak_before_dbtp"`
-	TruePeakAfter  float64   `json:"true_peak_after_dbtp"`
-	GainDB         float64   `json:"gain_db"`
-	Added          time.Time `json:"added"`
-	Size           int64     `json:"size"` // bytes of the original
+	SampleRate     int     `json:"sample_rate"`
+	Channels       int     `json:"channels"`
+	LoudnessBefore float64 `json:"loudness_before_lufs"`
+	LoudnessAfter  float64 `json:"loudness_after_lufs"`
+	TruePeakBefore float64 `json:"true_peak_before_dbtp"`
+	TruePeakAfter  float64 `json:"true_peak_after_dbtp"`
+	GainDB         float64 `json:"gain_db"`
+	// Normalised and TargetLUFS record the settings the rendition was made
+	// with, so a changed target rebuilds it from the original.
+	Normalised bool      `json:"normalised"`
+	TargetLUFS float64   `json:"target_lufs,omitempty"`
+	Added      time.Time `json:"added"`
+	Size       int64     `json:"size"` // bytes of the original
 	// Path is the rendition (absolute), the file both players play.
 	Path         string `json:"-"`
 	OriginalPath string `json:"-"`

@@ -64,7 +64,8 @@ type dropState struct {
 	failed time.Time // last failure not caused by the file itself
 }
 
-// Run watches the music folder until ctx ends. A file copied there is
+// Run first rebuilds renditions made for another loudness target, then
+// watches the music folder until ctx ends. A file copied there is
 // ingested once its size and mtime have not changed for SettleTime (so a
 // copy in progress is never read half-way) and then removed from the
 // folder: the library store keeps the original. A refused file is moved to
@@ -73,6 +74,7 @@ type dropState struct {
 func (l *Library) Run(ctx context.Context) error {
 	tick := time.NewTicker(l.opts.PollInterval)
 	defer tick.Stop()
+	l.rebuildStale(ctx)
 	state := map[string]*dropState{}
 	for {
 		l.scan(ctx, state)
