@@ -23,6 +23,15 @@ import (
 
 const recoveryBound = 15 * time.Second
 
+// skipShort: the TestSlow* tests (10–25 s each, measured over wall-clock
+// windows) run in every full `go test` and so in `make test`; only an
+// explicit -short leaves them out of a quick edit-test loop.
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow test; runs without -short (make test)")
+	}
+}
+
 // supervised is a backend under a watchdog, both running.
 type supervised struct {
 	b      Backend
@@ -126,6 +135,7 @@ func TestMPDFaultRecovery(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each case has its own MPD
 			f, s := newSupervisedMPD(t, MPDOptions{}, WatchdogOptions{}, 2)
 			ft := s.measure(t, func() { tc.inject(t, f) })
 			t.Logf("%s: class %s, detected in %v, audio back in %v (rung %s)", tc.name, ft.class, ft.detect.Round(time.Millisecond), ft.back.Round(time.Millisecond), ft.rung)
@@ -226,7 +236,8 @@ func TestMPDSetPlaylistKeepsSongOnAir(t *testing.T) {
 
 // MPD that cannot start at all: bounded retries, little CPU, a clear
 // status, and finally the exit rung.
-func TestMPDBrokenBinaryBoundedRetries(t *testing.T) {
+func TestSlowMPDBrokenBinaryBoundedRetries(t *testing.T) {
+	skipShort(t)
 	mpdNeedTools(t)
 	dir := t.TempDir()
 	m, err := NewMPD(MPDOptions{Logger: wdTestLogger(t), RunDir: filepath.Join(dir, "run"), MusicDir: dir,
@@ -305,7 +316,8 @@ func fdTargets(t testing.TB) []string {
 // 100 recoveries leave no goroutine and no file descriptor behind: 90
 // stops by another client (replay) and 10 SIGKILLs (MPD restart, new
 // connection and watcher).
-func TestMPDNoLeakAfter100Recoveries(t *testing.T) {
+func TestSlowMPDNoLeakAfter100Recoveries(t *testing.T) {
+	skipShort(t)
 	f, s := newSupervisedMPD(t, MPDOptions{PollInterval: 100 * time.Millisecond},
 		WatchdogOptions{Interval: 50 * time.Millisecond, HealthyReset: time.Nanosecond}, 1)
 	pollUntil(t, 20*time.Second, "healthy", s.w.Healthy)
@@ -440,7 +452,8 @@ func TestDirectSinkKilled(t *testing.T) {
 // The sound card is missing at start (alsa:hw:9,0): bounded retries with
 // backoff, a clear fault, no busy loop; when the card appears the audio
 // comes back on its own.
-func TestDirectDeviceMissingAtStart(t *testing.T) {
+func TestSlowDirectDeviceMissingAtStart(t *testing.T) {
+	skipShort(t)
 	var mu sync.Mutex
 	device := "hw:9,0"
 	dev := func() string { mu.Lock(); defer mu.Unlock(); return device }
