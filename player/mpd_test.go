@@ -2,8 +2,10 @@ package player
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,4 +200,184 @@ func TestMPDPlaysQueueInOrder(t *testing.T) {
 		}
 	}
 	t.Logf("level %.1f dBFS, frames %d", st.LevelDBFS, st.Frames)
+}
+
+func TestMPDConfigRender(t *testing.T) {
+	for _, tc := range []struct {
+		out  Output
+		want []string
+	}{
+		{Output{Kind: OutputNull}, []string{`type "null"`, `sync "yes"`}},
+		{Output{Kind: OutputALSA, Device: "hw:1,0"}, []string{`type "alsa"`, `device "hw:1,0"`}},
+		{Output{Kind: OutputALSA}, []string{`type "alsa"`}},
+		{Output{Kind: OutputFile, Path: `/run/moh/it's "odd".pcm`}, []string{`type "pipe"`, `command "exec cat >> '/run/moh/it'\\''s \"odd\".pcm'"`, `format "44100:16:2"`}},
+	} {
+		text, err := mpdConfig{RunDir: "/run/moh", Output: tc.out}.render()
+		if err != nil {
+			t.Fatalf("%+v: %v", tc.out, err)
+		}
+		for _, w := range append(tc.want,
+			`music_directory "/run/moh/library"`, `db_file "/run/moh/mpd.db"`, `bind_to_address "/run/moh/mpd.sock"`,
+			`auto_update "no"`, `zeroconf_enabled "no"`, `path "/run/moh/level.fifo"`, `mixer_type "software"`) {
+			if !strings.Contains(text, w) {
+				t.Errorf("%+v: config lacks %s:\n%s", tc.out, w, text)
+			}
+		}
+		if strings.Contains(text, "state_file") {
+			t.Errorf("config has a state_file (flash wear):\n%s", text)
+		}
+	}
+	for _, bad := range []mpdConfig{
+		{RunDir: ""},
+		{RunDir: "/run/moh\nmusic_directory \"/\"", Output: Output{Kind: OutputNull}},
+		{RunDir: "/run/moh", Output: Output{Kind: "cd"}},
+	} {
+		if _, err := bad.render(); err == nil {
+			t.Errorf("render(%+v) accepted", bad)
+		}
+	}
+}
+
+// The owned MPD on each output kind: alsa (ALSA's null device), file
+// (raw PCM appended by MPD's pipe output) and null all play and are paced
+// in real time.
+func TestMPDOutputs(t *testing.T) {
+	if _, err := exec.LookPath("aplay"); err != nil {
+		t.Fatalf("alsa-utils missing: %v", err)
+	}
+	pcm := filepath.Join(t.TempDir(), "line.pcm")
+	for _, out := range []Output{{Kind: OutputALSA, Device: "null"}, {Kind: OutputFile, Path: pcm}, {Kind: OutputNull}} {
+		t.Run(out.Kind, func(t *testing.T) {
+			t.Parallel()
+			f := newMPDFixture(t, MPDOptions{Output: out}, 1)
+			p := &mpdFlowProbe{b: f.m}
+			pollUntil(t, 15*time.Second, "audio", func() bool { time.Sleep(100 * time.Millisecond); return p.flowing() })
+			f0, t0 := f.m.Status().Frames, time.Now()
+			time.Sleep(2 * time.Second)
+			rate := float64(f.m.Status().Frames-f0) / time.Since(t0).Seconds()
+			t.Logf("%s: %.0f frames/s", out.Kind, rate)
+			if rate < SampleRate*0.8 || rate > SampleRate*1.25 {
+				t.Fatalf("%s output not paced in real time: %.0f frames/s", out.Kind, rate)
+			}
+			if out.Kind == OutputFile {
+				fi, err := os.Stat(pcm)
+				if err != nil || fi.Size() < SampleRate*BytesPerFrame {
+					t.Fatalf("file output: %v, %d bytes", err, fi.Size())
+				}
+			}
+		})
+	}
+}
+
+func TestMPDNextAndStop(t *testing.T) {
+	f := newMPDFixture(t, MPDOptions{}, 3)
+	p := &mpdFlowProbe{b: f.m}
+	pollUntil(t, 15*time.Second, "audio", func() bool { time.Sleep(100 * time.Millisecond); return p.flowing() })
+	f.m.Next()
+	pollUntil(t, 5*time.Second, "second track", func() bool { return f.m.Status().Index == 1 })
+	f.m.Stop()
+	pollUntil(t, 5*time.Second, "stopped", func() bool {
+		st := f.m.Status()
+		return st.State == StateStopped && st.Fault == ""
+	})
+	f.m.Play()
+	pollUntil(t, 5*time.Second, "playing again", func() bool { time.Sleep(100 * time.Millisecond); return p.flowing() })
+}
+
+// An MPD mohd does not own, over TCP: tracks play by their path in the
+// shared music folder after a database update; a track outside it is
+// skipped and reported; the restart rung needs a restart command.
+func TestMPDExternalOverTCP(t *testing.T) {
+	mpdNeedTools(t)
+	dir := t.TempDir()
+	music := filepath.Join(dir, "music")
+	if err := os.MkdirAll(music, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var tracks []Track
+	for i := range 2 {
+		p := filepath.Join(music, "ext"+wdItoa(i)+".mp3")
+		mpdTone(t, p, 3, 500+100*i)
+		tracks = append(tracks, Track{ID: "e" + wdItoa(i), Path: p, Name: filepath.Base(p)})
+	}
+	outside := filepath.Join(dir, "outside.mp3")
+	mpdTone(t, outside, 1, 800)
+	tracks = append(tracks, Track{ID: "out", Path: outside, Name: "outside"})
+
+	port := freePort(t)
+	conf := filepath.Join(dir, "mpd.conf")
+	text := "music_directory " + quoteConf(music) + "\ndb_file " + quoteConf(filepath.Join(dir, "db")) +
+		"\nbind_to_address \"127.0.0.1\"\nport \"" + wdItoa(port) + "\"\nauto_update \"no\"\nzeroconf_enabled \"no\"\n" +
+		"audio_output {\n type \"null\"\n name \"n\"\n mixer_type \"software\"\n}\n"
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	proc, err := startMPDProc("mpd", conf, wdTestLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proc.kill)
+	addr := "127.0.0.1:" + wdItoa(port)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := proc.waitReady(ctx, "tcp", addr); err != nil {
+		t.Fatal(err)
+	}
+
+	m, err := NewMPD(MPDOptions{Logger: wdTestLogger(t), Addr: addr, MusicDir: music})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetPlaylist(tracks)
+	m.SetVolume(70)
+	m.Play()
+	rctx, rcancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(rctx) }()
+	t.Cleanup(func() { rcancel(); <-done })
+
+	var frames uint64
+	pollUntil(t, 15*time.Second, "external mpd playing", func() bool {
+		st := m.Status()
+		ok := st.State == StatePlaying && st.Frames > frames && frames > 0
+		frames = st.Frames
+		time.Sleep(100 * time.Millisecond)
+		return ok
+	})
+	st := m.Status()
+	if len(st.Skipped) != 1 || st.Skipped[0].TrackID != "out" {
+		t.Fatalf("skipped = %+v, want the track outside the music folder", st.Skipped)
+	}
+	c, err := mpd.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	items, err := c.PlaylistInfo(-1, -1)
+	if err != nil || len(items) != 2 || items[0]["file"] != "ext0.mp3" {
+		t.Fatalf("queue = %v, %v", items, err)
+	}
+	rc, rcancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel2()
+	if err := m.Recover(rc, RungRestartBackend); !errors.Is(err, ErrRungUnsupported) {
+		t.Fatalf("restart without a command: %v, want ErrRungUnsupported", err)
+	}
+	// A stop by another client is undone by the replay rung.
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 5*time.Second, "stop seen", func() bool { return strings.HasPrefix(m.Status().Fault, "mpd-stopped") })
+	if err := m.Recover(rc, RungReplay); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 5*time.Second, "playing again", func() bool { return m.Status().State == StatePlaying })
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
