@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -39,6 +40,9 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 		return principal{scope: info.Scope, tokenID: info.ID}, nil
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
+		if err := s.endSessionsIfPasswordChanged(); err != nil {
+			return principal{}, err
+		}
 		if ss, ok := s.sessions.get(c.Value); ok {
 			return principal{scope: ScopeAdmin, session: &ss}, nil
 		}
@@ -82,4 +86,22 @@ func (s *Server) need(scope Scope) func(http.Handler) http.Handler {
 
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// endSessionsIfPasswordChanged logs everybody out when the password file
+// changed since the sessions began (`mohd passwd` after a suspected leak
+// must lock out whoever knew the old password).
+func (s *Server) endSessionsIfPasswordChanged() error {
+	st, err := s.creds.passwordStamp()
+	if err != nil {
+		return fmt.Errorf("check password file: %w", err)
+	}
+	s.pwMu.Lock()
+	defer s.pwMu.Unlock()
+	if st != s.pwStamp {
+		s.sessions.deleteAll()
+		s.pwStamp = st
+		s.log.Info("admin password changed: all sessions ended")
+	}
+	return nil
 }

@@ -96,11 +96,17 @@ func TestPasswordSetWhileRunning(t *testing.T) {
 	if e.srv.SetupCode() != "" {
 		t.Fatal("setup still open after mohd passwd")
 	}
-	e.login(testPW)
+	c, _ := e.login(testPW)
 	if err := SetPassword(e.dir, "a new password"); err != nil {
 		t.Fatal(err)
 	}
-	e.login("a new password")
+	// Changing the password logs out everybody who knew the old one.
+	resp, body := e.do(c, "GET", "/api/v1/status", nil, nil)
+	wantError(t, resp, body, 401, "unauthenticated")
+	c, _ = e.login("a new password")
+	if resp, _ := e.do(c, "GET", "/api/v1/status", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("new session: %d", resp.StatusCode)
+	}
 }
 
 func TestScopesFromSpec(t *testing.T) {

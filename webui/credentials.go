@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -23,10 +24,14 @@ type credentials struct {
 	tokens  map[string]TokenInfo // sha256 hex → info
 }
 
+// fileStamp identifies one version of a file. The inode is part of it
+// because every atomic write renames a new inode into place, even when
+// size and mtime happen to match.
 type fileStamp struct {
 	exists bool
 	mod    time.Time
 	size   int64
+	ino    uint64
 }
 
 func stampOf(path string) (fileStamp, error) {
@@ -37,7 +42,11 @@ func stampOf(path string) (fileStamp, error) {
 	if err != nil {
 		return fileStamp{}, err
 	}
-	return fileStamp{exists: true, mod: fi.ModTime(), size: fi.Size()}, nil
+	st := fileStamp{exists: true, mod: fi.ModTime(), size: fi.Size()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	return st, nil
 }
 
 func newCredentials(dir string) *credentials {
@@ -102,4 +111,10 @@ func (c *credentials) token(tok string) (TokenInfo, bool, error) {
 	// timing tells a guesser nothing about the token.
 	info, ok := c.tokens[hashToken(tok)]
 	return info, ok, nil
+}
+
+// passwordStamp identifies the current password file, so the server can
+// end every session when the password changes under it.
+func (c *credentials) passwordStamp() (fileStamp, error) {
+	return stampOf(filepath.Join(c.dir, PasswordFile))
 }

@@ -137,6 +137,11 @@ func (s *Server) throttled(w http.ResponseWriter, r *http.Request, page string) 
 }
 
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
+	// Take note of a password change first, so the session about to start
+	// is not ended as one from before it.
+	if err := s.endSessionsIfPasswordChanged(); err != nil {
+		s.log.Error("check password file", "err", err)
+	}
 	ss := s.sessions.create()
 	setCookie(w, r, sessionCookie, ss.id, s.opt.SessionLifetime)
 	setCookie(w, r, preCookie, "", -1)

@@ -82,6 +82,9 @@ type Server struct {
 	setupMu   sync.Mutex
 	setupCode string
 
+	pwMu    sync.Mutex
+	pwStamp fileStamp // the password file the live sessions logged in with
+
 	diskMu    sync.Mutex
 	diskAt    time.Time
 	diskCache *diskStatus
@@ -138,6 +141,9 @@ func New(o Options) (*Server, error) {
 	set, err := PasswordSet(o.DataDir)
 	if err != nil {
 		return nil, err
+	}
+	if s.pwStamp, err = s.creds.passwordStamp(); err != nil {
+		return nil, fmt.Errorf("webui: %w", err)
 	}
 	if !set {
 		s.setupCode = newSetupCode()
