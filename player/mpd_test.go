@@ -381,3 +381,71 @@ func freePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// gompd panics on a greeting shorter than six bytes and waits forever for
+// a greeting that never comes; mohd's connection must do neither.
+func TestMPDConnWrongServiceAndSilentServer(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		greeting string // "" = accept and say nothing
+	}{
+		{"short-greeting", "OK\n"},
+		{"other-service", "SSH-2.0-OpenSSH_9.2\r\n"},
+		{"silent", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					if tc.greeting != "" {
+						_, _ = c.Write([]byte(tc.greeting))
+					}
+					defer c.Close()
+				}
+			}()
+			conn := newMPDConn("tcp", l.Addr().String(), 300*time.Millisecond, nil, wdTestLogger(t))
+			start := time.Now()
+			err = conn.connect()
+			if err == nil || conn.connected() {
+				t.Fatalf("connected to a server that is not MPD")
+			}
+			if took := time.Since(start); took > 3*time.Second {
+				t.Fatalf("connect took %v", took)
+			}
+			t.Logf("%s: %v", tc.name, err)
+		})
+	}
+}
+
+func TestLevelMeter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := newLevelMeter(func() time.Time { return now })
+	silence := make([]byte, levelBlockBytes/2)
+	loud := make([]byte, levelBlockBytes)
+	for i := 0; i < len(loud); i += 2 {
+		v := int16(8000)
+		if i/2%2 == 0 {
+			v = -8000
+		}
+		loud[i], loud[i+1] = byte(v), byte(v>>8)
+	}
+	m.add(silence[:7]) // chunking need not follow frames
+	m.add(silence[7:])
+	m.add(silence)
+	if f, lvl, last := m.snapshot(); f != SampleRate/10 || lvl != SilenceDBFS || !last.IsZero() {
+		t.Fatalf("after 100 ms of silence: frames %d level %v last %v", f, lvl, last)
+	}
+	now = now.Add(time.Second)
+	m.add(loud)
+	if f, lvl, last := m.snapshot(); f != SampleRate/5 || lvl < -13 || lvl > -11 || !last.Equal(now) {
+		t.Fatalf("after a loud block: frames %d level %.1f last %v", f, lvl, last)
+	}
+}
