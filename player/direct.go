@@ -15,6 +15,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,7 +63,7 @@ type Direct struct {
 	openSink func(ctx context.Context) (Sink, error)
 	now      func() time.Time
 	opt      DirectOptions
-	gain     *Gain
+	volume   atomic.Int32 // the audio loop's Gain glides to it
 
 	wake chan struct{} // buffered 1: something for the audio goroutine changed
 
@@ -105,15 +106,16 @@ func NewDirect(o DirectOptions) *Direct {
 	if o.IdleBackoffMax <= 0 {
 		o.IdleBackoffMax = 30 * time.Second
 	}
-	return &Direct{
+	d := &Direct{
 		log:      o.Logger.With("component", "direct"),
 		openSink: o.OpenSink,
 		now:      o.Now,
 		opt:      o,
-		gain:     NewGain(DefaultSettings.Volume),
 		wake:     make(chan struct{}, 1),
 		st:       BackendStatus{State: StateStarting, Index: -1, LevelDBFS: SilenceDBFS},
 	}
+	d.volume.Store(int32(DefaultSettings.Volume))
+	return d
 }
 
 // Name is "direct".
@@ -158,8 +160,9 @@ func (d *Direct) Next() {
 	d.poke()
 }
 
-// SetVolume glides to v (0..100) over a few ms; see Gain.
-func (d *Direct) SetVolume(v int) { d.gain.Set(v) }
+// SetVolume glides to v (0..100) over a few ms; see Gain. Set before Run,
+// it is the starting volume, with no glide.
+func (d *Direct) SetVolume(v int) { d.volume.Store(int32(min(max(v, 0), 100))) }
 
 // Status returns a snapshot.
 func (d *Direct) Status() BackendStatus {
@@ -227,6 +230,7 @@ func (d *Direct) Run(ctx context.Context) error {
 	d.mu.Unlock()
 	l := &audioLoop{
 		d:           d,
+		gain:        NewGain(int(d.volume.Load())),
 		block:       make([]byte, d.opt.BlockFrames*BytesPerFrame),
 		gen:         math.MaxUint64,
 		idleBackoff: d.opt.IdleBackoff,
@@ -266,6 +270,7 @@ type audioLoop struct {
 	idx int // playlist index of cur, or of the next track to open
 	cur *openTrack
 
+	gain  *Gain
 	block []byte
 	fill  int  // bytes of block decoded
 	ready bool // block full, gain applied, being written
@@ -399,7 +404,7 @@ func (l *audioLoop) fillBlock(ctx context.Context) bool {
 			}
 			continue
 		}
-		n, err := l.cur.dec.Read(l.block[l.fill:])
+		n, err := readRecovering(l.cur.dec, l.block[l.fill:])
 		l.fill += n
 		if n > 0 && !l.cur.wrote {
 			l.cur.wrote = true
@@ -426,10 +431,23 @@ func (l *audioLoop) fillBlock(ctx context.Context) bool {
 		l.advance()
 	}
 	l.src = LevelDBFS(l.block)
-	l.d.gain.Apply(l.block)
+	l.gain.Set(int(l.d.volume.Load()))
+	l.gain.Apply(l.block)
 	l.ready = true
 	l.wpos = 0
 	return true
+}
+
+// readRecovering reads from the decoder, turning a panic inside go-mp3 (an
+// unmaintained library fed files from the outside) into a decode error:
+// one bad file must not take the line down.
+func readRecovering(dec *Gapless, p []byte) (n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			n, err = 0, fmt.Errorf("decoder panic at %s: %v", dec.Position().Round(time.Millisecond), r)
+		}
+	}()
+	return dec.Read(p)
 }
 
 // openNext opens the track at l.idx, or records why it cannot and moves
@@ -496,12 +514,23 @@ func openTrackFile(t Track) (*openTrack, error) {
 	if err := CheckPlayable(info); err != nil {
 		return nil, err
 	}
-	dec, err := NewGapless(f, fi.Size(), info)
+	dec, err := newGaplessRecovering(f, fi.Size(), info)
 	if err != nil {
 		return nil, err
 	}
 	ok = true
 	return &openTrack{t: t, f: f, dec: dec}, nil
+}
+
+// newGaplessRecovering is NewGapless (which decodes the first frame)
+// with go-mp3 panics turned into errors, as in readRecovering.
+func newGaplessRecovering(f *os.File, size int64, info MP3Info) (g *Gapless, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			g, err = nil, fmt.Errorf("decoder panic on the first frame: %v", r)
+		}
+	}()
+	return NewGapless(f, size, info)
 }
 
 func (l *audioLoop) closeTrack() {
