@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/mohproject/moh/player"
 	"github.com/mohproject/moh/uploads"
 )
 
@@ -253,6 +254,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, lib Library, id,
 			return
 		}
 		s.log.Info("upload refused", "name", name, "status", status, "code", code, "reason", msg)
+		if status < 500 {
+			s.opt.Player.Events().Add(player.Event{Kind: "admin", Message: "upload of " + name + " refused: " + msg})
+		}
 		// Read the rest so the browser gets the answer instead of a reset
 		// connection; the body cap bounds this.
 		io.Copy(io.Discard, r.Body)

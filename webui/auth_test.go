@@ -343,6 +343,17 @@ func TestLoginThrottling(t *testing.T) {
 		t.Fatalf("after waiting: %d", w.Code)
 	}
 
+	// IPv6 addresses of one /64 share a bucket.
+	for i := 0; i < 5; i++ {
+		postLogin(h, fmt.Sprintf("[2001:db8:1:2::%x]", i+1), "wrong")
+	}
+	if w := postLogin(h, "[2001:db8:1:2:ffff::9]", testPW); w.Code != 429 {
+		t.Fatalf("same /64: %d", w.Code)
+	}
+	if w := postLogin(h, "[2001:db8:1:3::1]", testPW); w.Code != http.StatusSeeOther {
+		t.Fatalf("other /64: %d", w.Code)
+	}
+
 	// The global cap: many addresses guessing together are slowed too.
 	clock.Advance(time.Hour)
 	refused := 0

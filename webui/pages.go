@@ -123,7 +123,7 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, page string) 
 
 // throttled answers 429 if addr has used up its guesses.
 func (s *Server) throttled(w http.ResponseWriter, r *http.Request, page string) bool {
-	ok, wait := s.throttle.allow(clientAddr(r))
+	ok, wait := s.throttle.allow(throttleKey(r))
 	if ok {
 		return false
 	}
@@ -184,7 +184,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		s.throttle.fail(clientAddr(r))
+		s.throttle.fail(throttleKey(r))
 		s.log.Warn("failed login", "addr", clientAddr(r))
 		s.render(w, http.StatusUnauthorized, "login.html", pageData{Title: "Log in", Error: "Wrong password.", FormCSRF: s.formToken(w, r)})
 		return
@@ -268,7 +268,7 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 		s.render(w, status, "setup.html", pageData{Title: "Set up moh", Error: msg, FormCSRF: s.formToken(w, r)})
 	}
 	if !sameSecret(normaliseCode(r.PostForm.Get("code")), normaliseCode(code)) {
-		s.throttle.fail(clientAddr(r))
+		s.throttle.fail(throttleKey(r))
 		s.log.Warn("wrong setup code", "addr", clientAddr(r))
 		again(http.StatusUnauthorized, "Wrong setup code. It is printed in moh's log.")
 		return

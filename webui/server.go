@@ -238,6 +238,17 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
+// throttleKey is the unit login throttling counts by: the address for
+// IPv4, the /64 for IPv6, since one host commonly holds a whole /64.
+func throttleKey(r *http.Request) string {
+	a := clientAddr(r)
+	ip := net.ParseIP(a)
+	if ip == nil || ip.To4() != nil {
+		return a
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
 func isAPI(r *http.Request) bool {
 	return strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/healthz" || r.URL.Path == "/metrics"
 }
