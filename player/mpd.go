@@ -341,12 +341,15 @@ type mpdOwner struct {
 	conn *mpdConn
 	proc *mpdProc
 
-	applied     mpdWant // generations applied
-	queue       []queued
-	queueVer    string // MPD's playlist version after mohd's last change
-	lastSong    int    // queue position last seen playing, restored after a restart
-	procFault   string // why MPD is not running
-	callFault   string // the last call that failed or timed out
+	applied   mpdWant // generations applied
+	queue     []queued
+	queueVer  string // MPD's playlist version after mohd's last change
+	lastSong  int    // queue position last seen playing, restored after a restart
+	procFault string // why MPD is not running
+	callFault string // the last call that failed or timed out
+	// refused holds tracks MPD would not queue, with their mtime then,
+	// so they are not offered again (and the queue rebuilt) until changed.
+	refused     map[string]time.Time
 	recovering  bool
 	extLastSong int
 	extElapsed  time.Duration
@@ -646,7 +649,8 @@ func (o *mpdOwner) uri(t Track) (uri, file string, err error) {
 func (o *mpdOwner) syncQueue(tracks []Track) error {
 	var want []queued
 	for i, t := range tracks {
-		if _, err := os.Stat(t.Path); err != nil {
+		fi, err := os.Stat(t.Path)
+		if err != nil {
 			o.skip(t, fmt.Sprintf("cannot read: %v", err))
 			continue
 		}
@@ -654,6 +658,9 @@ func (o *mpdOwner) syncQueue(tracks []Track) error {
 		if err != nil {
 			o.skip(t, err.Error())
 			continue
+		}
+		if at, ok := o.refused[uri]; ok && at.Equal(fi.ModTime()) {
+			continue // refused before and unchanged since: already reported
 		}
 		want = append(want, queued{track: t, index: i, file: file, uri: uri})
 	}
@@ -715,6 +722,15 @@ func (o *mpdOwner) syncQueue(tracks []Track) error {
 		}
 		return cl.End()
 	})
+	var ack mpd.Error
+	if errors.As(err, &ack) {
+		// MPD refused one entry; the list stopped half-way. Build the
+		// queue one track at a time, leaving out (and reporting) what
+		// MPD refuses, so the next refresh does not retry forever.
+		o.log.Warn("mpd refused the queue; adding tracks one by one", "err", err)
+		want, err = o.addEach(want)
+		keep = -1
+	}
 	if err != nil {
 		return err
 	}
@@ -727,6 +743,33 @@ func (o *mpdOwner) syncQueue(tracks []Track) error {
 		}
 	}
 	return o.noteQueueVersion()
+}
+
+// addEach rebuilds the queue track by track and returns what MPD took.
+func (o *mpdOwner) addEach(want []queued) ([]queued, error) {
+	if err := o.conn.do("clear", func(c *mpd.Client) error { return c.Clear() }); err != nil {
+		return nil, err
+	}
+	var took []queued
+	for _, q := range want {
+		err := o.conn.do("add", func(c *mpd.Client) error { return c.Add(q.uri) })
+		var ack mpd.Error
+		switch {
+		case errors.As(err, &ack):
+			o.skip(q.track, "mpd refused it: "+ack.Message)
+			if fi, err := os.Stat(q.track.Path); err == nil {
+				if o.refused == nil {
+					o.refused = map[string]time.Time{}
+				}
+				o.refused[q.uri] = fi.ModTime()
+			}
+		case err != nil:
+			return nil, err
+		default:
+			took = append(took, q)
+		}
+	}
+	return took, nil
 }
 
 // noteQueueVersion remembers MPD's playlist version after mohd's change,

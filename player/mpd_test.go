@@ -449,3 +449,43 @@ func TestLevelMeter(t *testing.T) {
 		t.Fatalf("after a loud block: frames %d level %.1f last %v", f, lvl, last)
 	}
 }
+
+// A track MPD refuses to queue is left out and reported; the rest plays
+// and the queue is not rebuilt over and over.
+func TestMPDRefusedTrackIsSkipped(t *testing.T) {
+	f := newMPDFixture(t, MPDOptions{}, 2)
+	bogus := Track{ID: "dir", Path: t.TempDir(), Name: "a folder"}
+	f.m.SetPlaylist([]Track{f.tracks[0], bogus, f.tracks[1]})
+	p := &mpdFlowProbe{b: f.m}
+	pollUntil(t, 15*time.Second, "audio", func() bool { time.Sleep(100 * time.Millisecond); return p.flowing() })
+	pollUntil(t, 5*time.Second, "skip reported", func() bool {
+		for _, s := range f.m.Status().Skipped {
+			if s.TrackID == "dir" {
+				return true
+			}
+		}
+		return false
+	})
+	c := f.client(t)
+	items, err := c.PlaylistInfo(-1, -1)
+	if err != nil || len(items) != 2 {
+		t.Fatalf("queue = %v, %v; want the two real tracks", items, err)
+	}
+	st1, _ := c.Status()
+	time.Sleep(1500 * time.Millisecond)
+	st2, _ := c.Status()
+	if st1["playlist"] != st2["playlist"] {
+		t.Fatalf("queue keeps being rebuilt: version %s → %s", st1["playlist"], st2["playlist"])
+	}
+	// Setting the same playlist again does not interrupt the song on air.
+	before := f.m.Status()
+	f.m.SetPlaylist([]Track{f.tracks[0], bogus, f.tracks[1]})
+	time.Sleep(700 * time.Millisecond)
+	after := f.m.Status()
+	if after.Track == nil || before.Track == nil || after.Track.ID != before.Track.ID && after.Position > time.Second {
+		t.Fatalf("song on air interrupted: %v at %v → %v at %v", before.Track, before.Position, after.Track, after.Position)
+	}
+	if st3, _ := c.Status(); st3["playlist"] != st2["playlist"] {
+		t.Fatalf("same playlist rebuilt the queue: version %s → %s", st2["playlist"], st3["playlist"])
+	}
+}
