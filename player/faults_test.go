@@ -78,9 +78,10 @@ func (s *supervised) measure(t testing.TB, inject func()) faultTiming {
 	var ft faultTiming
 	ft.detect = pollUntil(t, recoveryBound, "fault detected", func() bool { return s.w.Status().Faults > before.Faults })
 	probe := &mpdFlowProbe{b: s.b}
-	ft.back = pollUntil(t, recoveryBound, "audio back", func() bool {
+	pollUntil(t, recoveryBound, "audio back", func() bool {
 		return s.w.Status().Recoveries > before.Recoveries && s.w.Healthy() && probe.flowing()
 	})
+	ft.back = time.Since(start) // from injection, like detect
 	ws := s.w.Status()
 	if ws.LastFault != nil {
 		ft.class = ws.LastFault.Fault
@@ -91,7 +92,6 @@ func (s *supervised) measure(t testing.TB, inject func()) faultTiming {
 			break
 		}
 	}
-	_ = start
 	return ft
 }
 
