@@ -65,8 +65,12 @@ type Library struct {
 	work    chan struct{} // one decode/encode pipeline at a time: the box has few cores and a player to feed
 	changes chan struct{}
 
-	prevMu  sync.Mutex // one preview rendering at a time
-	refused refusedLog
+	prevMu sync.Mutex // one preview rendering at a time
+	// indexLost: the index was missing or unreadable at Open, so stored
+	// originals without an entry are the library itself, not the remains
+	// of an unacknowledged upload.
+	indexLost bool
+	refused   refusedLog
 }
 
 type indexFile struct {
@@ -120,6 +124,9 @@ func Open(opts Options) (*Library, error) {
 func (l *Library) load() error {
 	b, err := os.ReadFile(l.index)
 	if errors.Is(err, os.ErrNotExist) {
+		// First start, or the index was removed by hand: in the latter
+		// case the originals must not be taken for orphans.
+		l.indexLost = true
 		return nil
 	}
 	if err != nil {
@@ -131,7 +138,8 @@ func (l *Library) load() error {
 		// from outside moh; keep the evidence and start from the files.
 		bad := l.index + ".corrupt"
 		os.Rename(l.index, bad)
-		l.log.Error("index unreadable, set aside; tracks not in it will be removed", "err", err, "kept", bad)
+		l.log.Error("index unreadable, set aside; the originals go back through the music folder", "err", err, "kept", bad)
+		l.indexLost = true
 		return nil
 	}
 	for _, t := range ix.Tracks {
@@ -203,6 +211,15 @@ func (l *Library) reconcile() error {
 				}
 			} else if known[name] {
 				continue
+			}
+			if d == l.origDir && l.indexLost && !strings.HasPrefix(e.Name(), ".") {
+				// Re-ingest through the music folder rather than lose it.
+				dst := filepath.Join(l.opts.MusicDir, "recovered-"+e.Name())
+				if err := os.Rename(filepath.Join(d, e.Name()), dst); err == nil {
+					l.log.Warn("original without index entry handed back to the music folder for re-ingest", "file", dst)
+					removed++
+					continue
+				}
 			}
 			if err := os.RemoveAll(filepath.Join(d, e.Name())); err == nil {
 				removed++

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // distinctWAV writes a 2 s tone whose frequency makes its content (and
@@ -323,4 +324,30 @@ func TestNormaliseOff(t *testing.T) {
 	if tr.GainDB != 0 || tr.LoudnessAfter-tr.LoudnessBefore > 0.5 || tr.LoudnessBefore-tr.LoudnessAfter > 0.5 {
 		t.Errorf("normalising off: gain %.2f, %.2f → %.2f LUFS", tr.GainDB, tr.LoudnessBefore, tr.LoudnessAfter)
 	}
+}
+
+func TestLostIndexKeepsOriginals(t *testing.T) {
+	data := t.TempDir()
+	l := testLib(t, func(o *Options) { o.DataDir = data })
+	tr, _, err := ingestFile(t, l, distinctWAV(t, t.TempDir(), 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(l.index, []byte("{not json"), 0o644)
+	l2 := testLib(t, func(o *Options) { o.DataDir = data })
+	if len(l2.Tracks()) != 0 {
+		t.Fatalf("tracks from a corrupt index: %v", l2.Tracks())
+	}
+	if _, err := os.Stat(l.index + ".corrupt"); err != nil {
+		t.Errorf("corrupt index not kept: %v", err)
+	}
+	// The original went back to the music folder; the watcher re-adds it.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- l2.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the recovered original to be re-ingested", 20*time.Second, func() bool {
+		got, ok := l2.Get(tr.ID)
+		return ok && got.Path == tr.Path
+	})
 }
