@@ -3,6 +3,7 @@ package webui
 import (
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -92,4 +93,36 @@ func isHandleAll(k string, routes map[string]bool) bool {
 		}
 	}
 	return true
+}
+
+func TestStaticAssets(t *testing.T) {
+	e := newEnv(t, envOpts{password: testPW})
+	for path, ctype := range map[string]string{
+		"/static/app.js":      "text/javascript",
+		"/static/app.css":     "text/css",
+		"/static/favicon.svg": "image/svg+xml",
+	} {
+		resp, body := e.do(nil, "GET", path, nil, nil)
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), ctype) || len(body) < 100 {
+			t.Errorf("%s: %d %q %d bytes", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+		}
+	}
+	for _, p := range []string{"/static/", "/static/nope.js", "/static/../server.go"} {
+		if resp, _ := e.do(nil, "GET", p, nil, nil); resp.StatusCode != 404 {
+			t.Errorf("%s: %d", p, resp.StatusCode)
+		}
+	}
+	// The page references only what exists and nothing off the box.
+	c, _ := e.login(testPW)
+	_, page := e.do(c, "GET", "/", nil, nil)
+	for _, m := range regexp.MustCompile(`(?:src|href)="([^"]+)"`).FindAllSubmatch(page, -1) {
+		ref := string(m[1])
+		if !strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "//") {
+			t.Errorf("page references %q, not a path on this box", ref)
+			continue
+		}
+		if resp, _ := e.do(c, "GET", ref, nil, nil); resp.StatusCode != 200 {
+			t.Errorf("page references %s: %d", ref, resp.StatusCode)
+		}
+	}
 }

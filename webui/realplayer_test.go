@@ -47,3 +47,9 @@ func realPlayer(t testing.TB, lib *uploads.Library) (*player.Player, *player.Dir
 	t.Cleanup(func() { cancel(); <-done })
 	return p, d
 }
+
+// The daemon hands webui the real player and library.
+var (
+	_ Player  = (*player.Player)(nil)
+	_ Library = (*uploads.Library)(nil)
+)
