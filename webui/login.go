@@ -65,19 +65,6 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	if s.SetupCode() != "" {
-		http.Redirect(w, r, "/setup", http.StatusSeeOther)
-		return
-	}
-	p, err := s.authenticate(r)
-	if err != nil || p.session == nil {
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
-		return
-	}
-	s.render(w, http.StatusOK, "index.html", pageData{Title: "moh", CSRF: p.session.csrf})
-}
-
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	if s.SetupCode() != "" {
 		http.Redirect(w, r, "/setup", http.StatusSeeOther)

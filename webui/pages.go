@@ -87,3 +87,17 @@ func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAg
 	}
 	http.SetCookie(w, c)
 }
+
+// index is the admin page itself; its data comes from the API.
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	if s.SetupCode() != "" {
+		http.Redirect(w, r, "/setup", http.StatusSeeOther)
+		return
+	}
+	p, err := s.authenticate(r)
+	if err != nil || p.session == nil {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	s.render(w, http.StatusOK, "index.html", pageData{Title: "moh", CSRF: p.session.csrf})
+}
