@@ -184,6 +184,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	result := "rejected"
+	defer func() { s.countUpload(result) }()
 	select {
 	case s.upSlots <- struct{}{}:
 		defer func() { <-s.upSlots }()
@@ -226,7 +228,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		case "file":
-			s.ingest(w, r, lib, id, part.FileName(), part)
+			result = s.ingest(w, r, lib, id, part.FileName(), part)
 			part.Close()
 			return
 		default:
@@ -236,7 +238,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) ingest(w http.ResponseWriter, r *http.Request, lib Library, id, name string, body io.Reader) {
+// ingest hands one file to the library and answers; it returns the
+// result for OnUpload.
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, lib Library, id, name string, body io.Reader) string {
 	name = filepath.Base(strings.ReplaceAll(name, `\`, "/"))
 	if name == "." || name == "/" || name == "" {
 		name = "upload"
@@ -251,7 +255,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, lib Library, id,
 		s.uploads.update(id, func(u *uploadState) { u.Done, u.Error = true, &errInfo{Code: code, Message: msg} })
 		if r.Context().Err() != nil {
 			s.log.Info("upload abandoned by the client", "name", name)
-			return
+			return "rejected"
 		}
 		s.log.Info("upload refused", "name", name, "status", status, "code", code, "reason", msg)
 		if status < 500 {
@@ -261,9 +265,13 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, lib Library, id,
 		// connection; the body cap bounds this.
 		io.Copy(io.Discard, r.Body)
 		s.writeError(w, r, err)
-		return
+		if status >= 500 {
+			return "failed"
+		}
+		return "rejected"
 	}
 	s.uploads.update(id, func(u *uploadState) { u.Done, u.Stage, u.Fraction, u.TrackID = true, "done", 1, t.ID })
+
 	status := http.StatusCreated
 	if existed {
 		status = http.StatusOK
@@ -272,6 +280,13 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, lib Library, id,
 		s.record(r, "track added: "+t.Name, "track", t.ID)
 	}
 	writeJSON(w, status, t)
+	return "ok"
+}
+
+func (s *Server) countUpload(result string) {
+	if s.opt.OnUpload != nil {
+		s.opt.OnUpload(result)
+	}
 }
 
 // bodyError explains a body that broke off or grew past the cap.

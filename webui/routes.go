@@ -11,6 +11,7 @@ import (
 // this router and the spec against each other.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
+	r.Use(s.opt.Middleware...)
 	r.Use(s.recoverer, securityHeaders)
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {

@@ -48,6 +48,13 @@ type Options struct {
 	MetricsAuth bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Middleware wraps every request inside the router, so it can read
+	// chi's route pattern (e.g. the metrics' HTTP request counter).
+	Middleware []func(http.Handler) http.Handler
+	// OnUpload, if set, is told the result of every track upload: "ok"
+	// (added, or already there), "rejected" (the library or the request
+	// refused it) or "failed" (moh's own fault).
+	OnUpload func(result string)
 
 	// TLSCert and TLSKey are PEM files to serve HTTPS with. TLSAuto
 	// instead generates a self-signed certificate once and keeps it in

@@ -10,8 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/mohproject/moh/uploads"
 )
@@ -69,7 +73,19 @@ func (e *env) upload(tok, name string, content []byte, hdr map[string]string) (*
 
 func TestUploadAndManageTracks(t *testing.T) {
 	lib := openLibrary(t, nil)
-	e := newEnv(t, envOpts{password: testPW, library: lib})
+	var mu sync.Mutex
+	var results, routes []string
+	e := newEnv(t, envOpts{password: testPW, library: lib, opts: func(o *Options) {
+		o.OnUpload = func(r string) { mu.Lock(); results = append(results, r); mu.Unlock() }
+		o.Middleware = append(o.Middleware, func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				next.ServeHTTP(w, r)
+				mu.Lock()
+				routes = append(routes, chi.RouteContext(r.Context()).RoutePattern())
+				mu.Unlock()
+			})
+		})
+	}})
 	admin, _, _ := CreateToken(e.dir, "admin", "")
 	reader, _, _ := CreateToken(e.dir, "read", "")
 	dir := t.TempDir()
@@ -163,6 +179,16 @@ func TestUploadAndManageTracks(t *testing.T) {
 	wantError(t, resp, body, 404, uploads.CodeNotFound)
 	if got := list(); fmt.Sprint(got) != fmt.Sprint([]string{tb.ID}) {
 		t.Fatalf("after delete %v", got)
+	}
+	resp, body = e.upload(admin, "bad.mp3", []byte("not audio, just words words words"), nil)
+	wantError(t, resp, body, 415, uploads.CodeNotAudio)
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(results) != "[ok ok ok rejected]" {
+		t.Fatalf("upload results %v", results)
+	}
+	if !slices.Contains(routes, "/api/v1/tracks/{id}/audio") {
+		t.Fatalf("middleware saw routes %v", routes)
 	}
 }
 
