@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/net/netutil"
 
 	"github.com/mohproject/moh/player"
 )
@@ -67,6 +68,9 @@ type Options struct {
 	// MaxConcurrentUploads caps uploads being received or ingested at
 	// once (default 2): ingest is CPU-heavy and must not starve playback.
 	MaxConcurrentUploads int
+	// MaxConns caps open HTTP connections (default 512), so a flood
+	// cannot use up the file descriptors the player needs.
+	MaxConns int
 	// SessionLifetime and SessionIdle bound a login (default 12 h and 1 h).
 	SessionLifetime, SessionIdle time.Duration
 }
@@ -118,6 +122,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.MaxConcurrentUploads <= 0 {
 		o.MaxConcurrentUploads = 2
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 512
 	}
 	if o.SessionLifetime <= 0 {
 		o.SessionLifetime = 12 * time.Hour
@@ -211,6 +218,7 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 // Serve serves on ln until ctx is done. It closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := s.httpServer()
+	ln = netutil.LimitListener(ln, s.opt.MaxConns)
 	scheme := "http"
 	if s.tls != nil {
 		scheme = "https"
