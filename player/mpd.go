@@ -37,7 +37,7 @@ type MPDOptions struct {
 	RestartCommand []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// CallTimeout bounds every MPD command (default 2 s); PollInterval
+	// CallTimeout bounds every MPD command (default 1.5 s); PollInterval
 	// is how often status is read (default 500 ms, well under MPD's 60 s
 	// connection_timeout); StartTimeout bounds an MPD start (default 15 s).
 	CallTimeout  time.Duration
@@ -110,7 +110,9 @@ func NewMPD(o MPDOptions) (*MPD, error) {
 		o.Binary = "mpd"
 	}
 	if o.CallTimeout <= 0 {
-		o.CallTimeout = 2 * time.Second
+		// A local MPD answers in milliseconds; 1.5 s plus one poll keeps
+		// a frozen MPD's detection under the 3 s target.
+		o.CallTimeout = 1500 * time.Millisecond
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 500 * time.Millisecond

@@ -8,7 +8,8 @@ import (
 
 // BenchmarkRecovery measures, per fault class, the time from injecting
 // the fault to the watchdog detecting it and to audio flowing again, with
-// the watchdog's default timings. Run it with
+// the watchdog's and backends' default timings (check every 500 ms, stall
+// after 2 s, MPD call timeout 1.5 s). Run it with
 //
 //	go test ./player/ -run '^$' -bench Recovery -benchtime 3x
 //
@@ -26,7 +27,7 @@ func BenchmarkRecovery(b *testing.B) {
 	}
 	for _, tc := range mpdCases {
 		b.Run(tc.name, func(b *testing.B) {
-			f, s := newSupervisedMPD(b, MPDOptions{}, WatchdogOptions{}, 2)
+			f, s := newSupervisedMPD(b, MPDOptions{}, WatchdogOptions{Interval: 500 * time.Millisecond}, 2)
 			var detect, back time.Duration
 			for b.Loop() {
 				ft := s.measure(b, func() { tc.inject(b, f) })
@@ -37,7 +38,7 @@ func BenchmarkRecovery(b *testing.B) {
 		})
 	}
 	b.Run("direct-sink-killed", func(b *testing.B) {
-		_, st, s := newSupervisedDirect(b, func() string { return "null" }, WatchdogOptions{})
+		_, st, s := newSupervisedDirect(b, func() string { return "null" }, WatchdogOptions{Interval: 500 * time.Millisecond})
 		var detect, back time.Duration
 		for b.Loop() {
 			ft := s.measure(b, func() {

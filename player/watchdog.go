@@ -391,7 +391,11 @@ func (w *Watchdog) step(ctx context.Context) error {
 			w.recovered(now, 0) // came back by itself
 			return nil
 		}
-		if now.Before(s.next) {
+		// A new diagnosis that needs a higher rung (a stall turned out to
+		// be a hung process) is acted on at once: the class set is
+		// finite, so this cannot loop, and the backoff still grows.
+		rediagnosed := ob.fault != "" && ob.fault != s.fault && startRung(ob.fault) > max(s.rung, startRung(s.fault))
+		if now.Before(s.next) && !rediagnosed {
 			return nil
 		}
 		return w.attempt(ctx, now, ob)
