@@ -17,7 +17,7 @@ import (
 func testLib(t testing.TB, edit func(*Options)) *Library {
 	t.Helper()
 	dir := t.TempDir()
-	o := Options{DataDir: dir, Logger: testLogger(t), PollInterval: 100 * time.Millisecond, SettleTime: 300 * time.Millisecond}
+	o := Options{DataDir: dir, Logger: testLogger(t), PollInterval: 100 * time.Millisecond, SettleTime: time.Second}
 	if edit != nil {
 		edit(&o)
 	}
