@@ -877,13 +877,9 @@ func (o *mpdOwner) refresh() {
 	case w.volume >= 0 && verr == nil && vol >= 0 && vol != w.volume:
 		fault = fmt.Sprintf("mpd-volume: mpd volume is %d, mohd set %d", vol, w.volume)
 	}
-	switch {
-	case state == "play":
+	s.state = StateStopped
+	if state == "play" {
 		s.state = StatePlaying
-	case w.playing:
-		s.state = StateStopped
-	default:
-		s.state = StateStopped
 	}
 	if o.recovering {
 		s.state = StateRecovering

@@ -48,7 +48,7 @@ func newMPDConn(network, addr string, timeout time.Duration, abort func(string),
 // waiting at most m.timeout. On a timeout it calls abort and gives f a
 // short grace to return (the aborted connection makes it fail fast);
 // reports whether f finished.
-func (m *mpdConn) runBounded(what string, f func() error) (err error, finished bool) {
+func (m *mpdConn) runBounded(what string, f func() error) (finished bool, err error) {
 	res := make(chan error, 1)
 	go func() {
 		defer func() {
@@ -62,7 +62,7 @@ func (m *mpdConn) runBounded(what string, f func() error) (err error, finished b
 	defer t.Stop()
 	select {
 	case err := <-res:
-		return err, true
+		return true, err
 	case <-t.C:
 	}
 	reason := fmt.Sprintf("%s did not answer within %v", what, m.timeout)
@@ -71,10 +71,10 @@ func (m *mpdConn) runBounded(what string, f func() error) (err error, finished b
 	}
 	select {
 	case <-res:
-		return fmt.Errorf("mpd %s: %w", what, errMPDTimeout), true
+		return true, fmt.Errorf("mpd %s: %w", what, errMPDTimeout)
 	case <-time.After(time.Second):
 		// Abandoned: the goroutine ends when the connection finally drops.
-		return fmt.Errorf("mpd %s: %w", what, errMPDTimeout), false
+		return false, fmt.Errorf("mpd %s: %w", what, errMPDTimeout)
 	}
 }
 
@@ -85,7 +85,7 @@ func (m *mpdConn) connect() error {
 		return err
 	}
 	var c *mpd.Client
-	err, finished := m.runBounded("dial", func() error {
+	finished, err := m.runBounded("dial", func() error {
 		var err error
 		c, err = mpd.Dial(m.network, m.addr)
 		return err
@@ -109,7 +109,7 @@ func (m *mpdConn) connect() error {
 // of its channels until the watcher closes them.
 func (m *mpdConn) startWatcher() error {
 	var w *mpd.Watcher
-	err, finished := m.runBounded("watch", func() error {
+	finished, err := m.runBounded("watch", func() error {
 		var err error
 		w, err = mpd.NewWatcher(m.network, m.addr, "", "player", "mixer", "options", "playlist")
 		return err
@@ -201,7 +201,7 @@ func (m *mpdConn) do(what string, f func(c *mpd.Client) error) error {
 		return fmt.Errorf("mpd %s: %w", what, errMPDNotConnected)
 	}
 	c := m.client
-	err, finished := m.runBounded(what, func() error { return f(c) })
+	finished, err := m.runBounded(what, func() error { return f(c) })
 	if err == nil {
 		return nil
 	}

@@ -581,11 +581,11 @@ func (w *Watchdog) exit(now time.Time) error {
 	s.healthy = false
 	if rung == RungReboot {
 		w.log.Error("rebooting the box", "fault", s.fault, "failures", s.failures)
-		if err := w.reboot(now); err == nil {
+		err := w.reboot(now)
+		if err == nil {
 			return fmt.Errorf("%w: rebooting: %s", ErrExitRequested, msg)
-		} else {
-			w.log.Error("reboot failed; exiting instead", "err", err)
 		}
+		w.log.Error("reboot failed; exiting instead", "err", err)
 	}
 	if w.o.Reboot {
 		if err := w.noteExit(now); err != nil {
