@@ -524,13 +524,13 @@ func openTrackFile(t Track) (*openTrack, error) {
 
 // newGaplessRecovering is NewGapless (which decodes the first frame)
 // with go-mp3 panics turned into errors, as in readRecovering.
-func newGaplessRecovering(f *os.File, size int64, info MP3Info) (g *Gapless, err error) {
+func newGaplessRecovering(r io.ReaderAt, size int64, info MP3Info) (g *Gapless, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			g, err = nil, fmt.Errorf("decoder panic on the first frame: %v", r)
 		}
 	}()
-	return NewGapless(f, size, info)
+	return NewGapless(r, size, info)
 }
 
 func (l *audioLoop) closeTrack() {

@@ -496,8 +496,10 @@ func finishInfo(info *MP3Info, size int64) {
 	if !info.Gapless && info.Frames > 0 {
 		info.TotalSamples = info.Frames * int64(info.SamplesPerFrame)
 	}
-	if info.Frames > 0 && info.Bytes > 0 && info.SampleRate > 0 {
-		info.Bitrate = int(info.Bytes * 8 * int64(info.SampleRate) / (info.Frames * int64(info.SamplesPerFrame)) / 1000)
+	if info.InfoTag != "Info" && info.Frames > 0 && info.Bytes > 0 && info.SampleRate > 0 {
+		// VBR: the average. The byte count includes the tag frame, the
+		// frame count does not.
+		info.Bitrate = int(info.Bytes * 8 * int64(info.SampleRate) / ((info.Frames + 1) * int64(info.SamplesPerFrame)) / 1000)
 	}
 	switch {
 	case info.TotalSamples > 0:
