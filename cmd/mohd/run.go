@@ -138,7 +138,7 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	if agent != nil {
 		g.Go(func() error { return agent.Run(ctx) })
 	}
-	g.Go(func() error { return notifySystemd(ctx, p, log) })
+	g.Go(func() error { return notifySystemd(ctx, wd.OK, log) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -171,10 +171,10 @@ func newBackend(c *config, out player.Output, musicDir string, log *slog.Logger)
 }
 
 // notifySystemd tells systemd mohd is ready once playback has had its
-// first second, and pets systemd's watchdog only while audio really flows:
-// if it stops for WatchdogSec, systemd restarts mohd, one more rung of the
-// ladder.
-func notifySystemd(ctx context.Context, p *player.Player, log *slog.Logger) error {
+// first second, and pets systemd's watchdog only while ok: audio really
+// flows, or the admin stopped it. If audio stops on its own for
+// WatchdogSec, systemd restarts mohd, one more rung of the ladder.
+func notifySystemd(ctx context.Context, ok func() bool, log *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 		return nil
@@ -198,7 +198,7 @@ func notifySystemd(ctx context.Context, p *player.Player, log *slog.Logger) erro
 			daemon.SdNotify(false, daemon.SdNotifyStopping)
 			return nil
 		case <-t.C:
-			if p.AudioFlowing() {
+			if ok() {
 				daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 			}
 		}
