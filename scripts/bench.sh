@@ -21,3 +21,6 @@ gobench ./cmd/mohctl/ 'Status1000' 5x
 
 section "1,000 simulated agents on one mosquitto"
 gobench ./fleet/ 'Fleet1000' 3x
+
+section "watchdog: recovery time per fault class (target: detected <= 3 s, audio back <= 5 s)"
+gobench ./player/ 'Recovery' 3x
