@@ -48,12 +48,14 @@ func (c *cardSink) Write(p []byte) (int, error) {
 		c.started, c.start = true, now
 	}
 	level := c.written - now.Sub(c.start)
-	if c.written > 0 && level < 0 {
+	switch {
+	case c.written > 0 && level < 0:
 		// Ran dry: the card played silence; it restarts from now.
 		c.underruns++
-		c.start, c.written, level = now, 0, 0
+		c.start, c.written = now, 0
+	case c.written > 0:
+		c.minLevel = min(c.minLevel, level)
 	}
-	c.minLevel = min(c.minLevel, level)
 	c.written += d
 	wait := c.written - now.Sub(c.start) - c.buffer
 	c.mu.Unlock()
