@@ -64,6 +64,9 @@ type Direct struct {
 	now      func() time.Time
 	opt      DirectOptions
 	volume   atomic.Int32 // the audio loop's Gain glides to it
+	// restarting is set while Recover closes the sink on purpose, so the
+	// write that fails because of it is not logged as an output fault.
+	restarting atomic.Bool
 
 	wake chan struct{} // buffered 1: something for the audio goroutine changed
 
@@ -178,9 +181,10 @@ func (d *Direct) Status() BackendStatus {
 }
 
 // Recover performs a rung: RungReplay restarts the current track from its
-// start (and resumes playback if it was stopped); RungRestartBackend closes the sink (unblocking a Write stuck in
-// it) and opens a new one. Both wait until the audio loop has done it or
-// ctx ends. Other rungs do not apply to this backend.
+// start (and resumes playback if it was stopped) and returns once audio
+// reached the output again; RungRestartBackend closes the sink (which
+// unblocks a Write stuck in it) and returns once a new one is open. Both
+// give up when ctx ends. Other rungs return ErrRungUnsupported.
 func (d *Direct) Recover(ctx context.Context, rung Rung) error {
 	if rung != RungReplay && rung != RungRestartBackend {
 		return fmt.Errorf("direct: %s: %w", rung, ErrRungUnsupported)
@@ -200,6 +204,7 @@ func (d *Direct) Recover(ctx context.Context, rung Rung) error {
 	sink := d.sink
 	d.mu.Unlock()
 	if rung == RungRestartBackend && sink != nil {
+		d.restarting.Store(true)
 		// The audio goroutine may be blocked in Write on a stalled sink:
 		// closing it from here is what makes that Write return.
 		if err := sink.Close(); err != nil {
@@ -233,10 +238,14 @@ func (d *Direct) Run(ctx context.Context) error {
 		gain:        NewGain(int(d.volume.Load())),
 		block:       make([]byte, d.opt.BlockFrames*BytesPerFrame),
 		gen:         math.MaxUint64,
+		totalFrames: d.Status().Frames, // only grows, even across a second Run
 		idleBackoff: d.opt.IdleBackoff,
 		levels:      [2]float64{SilenceDBFS, SilenceDBFS},
 	}
 	defer func() {
+		stopped := errors.New("direct: backend stopped")
+		l.answerReplay(stopped)
+		l.answerSinkReplies(stopped)
 		l.closeTrack()
 		l.closeSink("shutting down")
 		d.mu.Lock()
@@ -246,7 +255,7 @@ func (d *Direct) Run(ctx context.Context) error {
 		d.st.State = StateStopped
 		d.mu.Unlock()
 		for _, r := range reqs {
-			r.reply <- errors.New("direct: backend stopped")
+			r.reply <- stopped
 		}
 	}()
 	l.run(ctx)
@@ -310,7 +319,7 @@ func (l *audioLoop) run(ctx context.Context) {
 			l.gen = gen
 		}
 		for _, r := range reqs {
-			l.handle(r, playing)
+			l.handle(r)
 		}
 		if next {
 			l.closeTrack()
@@ -318,6 +327,10 @@ func (l *audioLoop) run(ctx context.Context) {
 		}
 		if !playing {
 			l.answerSinkReplies(nil)
+			l.levels = [2]float64{SilenceDBFS, SilenceDBFS}
+			d.mu.Lock()
+			d.st.LevelDBFS = SilenceDBFS // nothing is written while stopped
+			d.mu.Unlock()
 			d.setState(StateStopped, "")
 			l.wait(ctx, time.Time{})
 			continue
@@ -330,7 +343,7 @@ func (l *audioLoop) run(ctx context.Context) {
 }
 
 // handle starts a recovery request; it is answered when done.
-func (l *audioLoop) handle(r recoverRequest, playing bool) {
+func (l *audioLoop) handle(r recoverRequest) {
 	switch r.rung {
 	case RungReplay:
 		if l.cur != nil {
@@ -341,6 +354,8 @@ func (l *audioLoop) handle(r recoverRequest, playing bool) {
 		l.idleBackoff = l.d.opt.IdleBackoff
 		l.replayReplies = append(l.replayReplies, r.reply)
 	case RungRestartBackend:
+		l.d.restarting.Store(false)
+		l.d.log.Info("reopening the audio output on request")
 		l.closeSink("restart requested")
 		l.sinkBackoff = 0
 		l.sinkRetryAt = time.Time{}
@@ -410,7 +425,6 @@ func (l *audioLoop) fillBlock(ctx context.Context) bool {
 			l.cur.wrote = true
 			l.failures = 0
 			l.idleBackoff = l.d.opt.IdleBackoff
-			l.answerReplay(nil)
 		}
 		if err == nil {
 			continue
@@ -456,6 +470,9 @@ func (l *audioLoop) openNext(ctx context.Context) bool {
 	d := l.d
 	if len(l.pl) == 0 {
 		l.problem("empty playlist")
+		d.mu.Lock()
+		d.st.Track, d.st.Index, d.st.Position, d.st.Duration = nil, -1, 0, 0
+		d.mu.Unlock()
 		d.setState(StateStopped, "empty playlist")
 		l.wait(ctx, time.Time{})
 		return false
@@ -582,6 +599,7 @@ func (l *audioLoop) writeBlock(ctx context.Context) {
 	}
 	d.mu.Unlock()
 	l.lastProblem = ""
+	l.answerReplay(nil) // audio reached the output again
 	l.ready = false
 	l.fill = 0
 	l.wpos = 0
@@ -631,6 +649,9 @@ func (l *audioLoop) openSinkWithBackoff(ctx context.Context) bool {
 func (l *audioLoop) sinkFailed(err error) {
 	d := l.d
 	l.closeSink("failed")
+	if d.restarting.Load() {
+		return // Recover closed it; its request reopens it at once
+	}
 	if l.sinkBackoff == 0 {
 		l.sinkBackoff = d.opt.SinkBackoff
 	} else {

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -689,4 +690,50 @@ func TestEnsureFallback(t *testing.T) {
 	if _, err := EnsureFallback(filepath.Join(dir, "missing", "dir")); err == nil {
 		t.Error("no error for a missing directory")
 	}
+}
+
+// countSink discards audio and counts it, so a benchmark measures the
+// direct loop itself (decode, trim, gain, level), not pacing.
+type countSink struct{ n atomic.Int64 }
+
+func (s *countSink) Write(p []byte) (int, error) { s.n.Add(int64(len(p))); return len(p), nil }
+func (s *countSink) Close() error                { return nil }
+
+// BenchmarkDirectPlayback plays the built-in track through the whole
+// direct path as fast as it goes: x-realtime is the headroom, and
+// core-%-at-realtime what real-time playback costs of one core. sys-MB is
+// the Go runtime's memory from the OS afterwards (RSS is a little more).
+func BenchmarkDirectPlayback(b *testing.B) {
+	tr, err := EnsureFallback(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink := &countSink{}
+	d := NewDirect(DirectOptions{
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OpenSink: func(context.Context) (Sink, error) { return sink, nil },
+	})
+	d.SetVolume(80) // a real gain, not the unity shortcut
+	d.SetPlaylist([]Track{tr})
+	d.Play()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	want := int64(b.N) * SampleRate * BytesPerFrame // one second of audio per op
+	b.ResetTimer()
+	start := time.Now()
+	go func() { done <- d.Run(ctx) }()
+	for sink.n.Load() < want {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cancel()
+	<-done
+	audio := float64(sink.n.Load()) / (SampleRate * BytesPerFrame)
+	x := audio / elapsed.Seconds()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(x, "x-realtime")
+	b.ReportMetric(100/x, "core-%-at-realtime")
+	b.ReportMetric(float64(ms.Sys)/(1<<20), "sys-MB")
 }
