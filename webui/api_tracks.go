@@ -174,8 +174,6 @@ func (s *Server) trackPreview(w http.ResponseWriter, r *http.Request) {
 	s.serveFile(w, r, path, strings.TrimSuffix(t.Name, filepath.Ext(t.Name))+"-phone.wav", "audio/wav")
 }
 
-var errTooManyUploads = errorf(http.StatusTooManyRequests, "too_many_uploads", "other uploads are being processed; try again in a moment")
-
 // upload streams the multipart field "file" straight into the library's
 // ingest: the body is capped first, never buffered whole in memory, and the
 // library checks the content itself.

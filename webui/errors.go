@@ -31,6 +31,7 @@ var (
 	errThrottled       = errorf(http.StatusTooManyRequests, "throttled", "too many attempts; wait and try again")
 	errNotFound        = errorf(http.StatusNotFound, "not_found", "no such resource")
 	errNoLibrary       = errorf(http.StatusServiceUnavailable, "no_library", "the track library is not available")
+	errTooManyUploads  = errorf(http.StatusTooManyRequests, "too_many_uploads", "other uploads are being processed; try again in a moment")
 )
 
 func errScope(need Scope) *apiError {
