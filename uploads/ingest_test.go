@@ -65,6 +65,7 @@ func TestIngestFormats(t *testing.T) {
 	l := testLib(t, nil)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // ingests queue in the library; the checks overlap
 			in := c.make(t, t.TempDir())
 			tr, existed, err := ingestFile(t, l, in)
 			if err != nil {
