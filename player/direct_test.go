@@ -737,3 +737,33 @@ func BenchmarkDirectPlayback(b *testing.B) {
 	b.ReportMetric(100/x, "core-%-at-realtime")
 	b.ReportMetric(float64(ms.Sys)/(1<<20), "sys-MB")
 }
+
+// TestDirectDecodeErrorMidFile: a file whose stream turns into something
+// the decoder rejects (here Layer II frames after Layer III ones) plays up
+// to there, is reported with where it failed, and the loop goes on.
+func TestDirectDecodeErrorMidFile(t *testing.T) {
+	dir := t.TempDir()
+	src := testSinePCM(testTrackFrames, testPeriod, testAmp)
+	good := encodeLame(t, dir, "good.mp3", src, "-V2")
+	head, _ := os.ReadFile(encodeLame(t, dir, "untagged.mp3", src, "-t", "-b", "128"))
+	l2 := encodeFFmpegArgs(t, dir, "tail.mp2", src, "-c:a", "mp2", "-b:a", "192k")
+	tail, _ := os.ReadFile(l2)
+	bad := filepath.Join(dir, "bad.mp3")
+	os.WriteFile(bad, append(head, tail...), 0o644)
+	var c capture
+	d, stop := startDirect(t, DirectOptions{OpenSink: sharedCapture(&c, nil)},
+		[]Track{{ID: "bad", Path: bad}, {ID: "good", Path: good}})
+	dec := decodeGapless(t, good)
+	waitUntil(t, 60*time.Second, "the good track twice", func() bool {
+		return countOccurrences(c.bytes(), dec[len(dec)/2:len(dec)/2+4000]) >= 2
+	})
+	stop()
+	sk := d.Status().Skipped
+	if len(sk) != 1 || sk[0].TrackID != "bad" || !strings.Contains(sk[0].Reason, "decode at") {
+		t.Fatalf("skipped = %+v, want the bad track with a decode error", sk)
+	}
+	t.Logf("reported: %s", sk[0].Reason)
+	if bytes.Index(c.bytes(), decodeGoMP3(t, encodeLame(t, dir, "untagged2.mp3", src, "-t", "-b", "128"))[8000:12000]) < 0 {
+		t.Error("the playable part of the bad track was not played")
+	}
+}

@@ -71,8 +71,9 @@ func NewGapless(r io.ReaderAt, size int64, info MP3Info) (*Gapless, error) {
 	g := &Gapless{info: info, dec: dec, left: -1}
 	var skipFrames int64
 	if info.HasInfoTag {
-		// go-mp3 decodes an info frame as 1152 samples of silence.
-		skipFrames += 1152
+		// go-mp3 decodes an info frame as one frame (1152 samples) of
+		// silence.
+		skipFrames += int64(info.SamplesPerFrame)
 	}
 	if info.Gapless {
 		skipFrames += int64(info.EncoderDelay) + DecoderDelay

@@ -72,14 +72,21 @@ func encodeLame(t testing.TB, dir, name string, pcm []byte, args ...string) stri
 // tag and an Info tag whose encoder string is "Lavc".
 func encodeFFmpeg(t testing.TB, dir, name string, pcm []byte) string {
 	t.Helper()
+	return encodeFFmpegArgs(t, dir, name, pcm, "-c:a", "libmp3lame", "-b:a", "128k")
+}
+
+// encodeFFmpegArgs encodes s16le stereo 44.1 kHz PCM with ffmpeg and the
+// given codec arguments.
+func encodeFFmpegArgs(t testing.TB, dir, name string, pcm []byte, args ...string) string {
+	t.Helper()
 	needMP3Tools(t, "ffmpeg")
 	raw := filepath.Join(dir, name+".raw")
 	if err := os.WriteFile(raw, pcm, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, name)
-	runTool(t, "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "s16le", "-ar", "44100", "-ac", "2",
-		"-i", raw, "-c:a", "libmp3lame", "-b:a", "128k", out)
+	a := append([]string{"-hide_banner", "-loglevel", "error", "-y", "-f", "s16le", "-ar", "44100", "-ac", "2", "-i", raw}, args...)
+	runTool(t, "ffmpeg", append(a, out)...)
 	return out
 }
 
