@@ -24,3 +24,6 @@ gobench ./fleet/ 'Fleet1000' 3x
 
 section "watchdog: recovery time per fault class (target: detected <= 3 s, audio back <= 5 s)"
 gobench ./player/ 'Recovery' 3x
+
+section "library ingest throughput and the EBU R128 meter"
+gobench ./uploads/ '.' 2x
