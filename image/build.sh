@@ -8,7 +8,8 @@
 # Environment: MOHD_BIN (a built mohd; default: go build ./cmd/mohd),
 # MOH_IMAGE_OUT (output dir, default image/out), MOH_BASE_TAR (a base tarball
 # made by base.sh, to skip the cache lookup), MOH_IMAGE_CACHE (base
-# tarball cache, default $XDG_CACHE_HOME/moh-image), MOH_VERSION.
+# tarball cache, default $XDG_CACHE_HOME/moh-image), MOH_VERSION, MOH_BACKEND
+# (direct or mpd: overrides etc/moh/mohd.conf).
 set -eu
 start=$(date +%s)
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,6 +44,9 @@ fi
 
 # The recipe's own files, then the units they enable.
 cp -R "$here/rootfs/." "$root/"
+if [ -n "${MOH_BACKEND:-}" ]; then
+	sed -i "s/^backend = .*/backend = $MOH_BACKEND/" "$root/etc/moh/mohd.conf"
+fi
 chmod 0755 "$root/usr/local/sbin/moh-data-setup"
 wants() { mkdir -p "$root/etc/systemd/system/$1.wants" && ln -sf "/etc/systemd/system/$2" "$root/etc/systemd/system/$1.wants/$2"; }
 wants multi-user.target mohd.service

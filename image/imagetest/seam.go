@@ -13,7 +13,10 @@ type loopResult struct {
 	AudioStart   int     // first audible frame of the recording
 	Frames       int     // frames compared with the reference
 	Seams        int     // loop points crossed inside the compared frames
+	CleanSeams   int     // of those, crossed with seamMarginMs of matching sound on both sides
+	SeamBreaks   int     // breaks within seamBreakMs of a loop point
 	Breaks       []int   // frames where the recording stopped following the loop
+	BreaksAt     []int   // where in the reference each break came (frame)
 	MaxSilenceMs float64 // longest digital silence where the reference has sound
 	WorstDB      float64 // worst 10 ms window: residual relative to the signal
 	Gain         float64 // recording level relative to the reference
@@ -23,6 +26,9 @@ const (
 	audibleLevel = 1e-3          // about 33 LSB of 16-bit audio
 	silentLevel  = 2.5 / 32768.0 // within two LSB of zero
 	breakRatio   = 0.01          // a window whose residual exceeds -20 dB breaks the loop
+	seamMarginMs = 250           // context a loop point needs on both sides to count as clean
+	seamBreakMs  = 50            // a break this close to a loop point is a break of the loop point
+	minMatch     = 0.95          // normalised correlation that counts as "found in the reference"
 )
 
 // mono mixes interleaved 16-bit frames to float samples in [-1, 1).
@@ -63,9 +69,15 @@ func checkLoop(rec, ref []float64, rate int) (loopResult, error) {
 		return res, errors.New("recording is silent")
 	}
 	res.WorstDB = math.Inf(-1)
+	al := newAligner(ref, win)
 	a := res.AudioStart + rate/4
 	for a+win <= len(rec) {
-		pos, gain := align(rec[a:a+win], ref)
+		pos, gain, score := al.align(rec[a : a+win])
+		if score < minMatch {
+			// Silence or a glitch after a break: look further on.
+			a += rate / 20
+			continue
+		}
 		if res.Gain == 0 {
 			res.Gain = gain
 		}
@@ -97,56 +109,82 @@ func checkLoop(rec, ref []float64, rate int) (loopResult, error) {
 		}
 		res.Frames += s - a
 		res.Seams += (pos+s-a)/n - pos/n
+		margin := seamMarginMs * rate / 1000
+		for k := pos/n + 1; k*n <= pos+s-a; k++ {
+			if x := a + k*n - pos; x-a >= margin && s-x >= margin {
+				res.CleanSeams++
+			}
+		}
 		if s+step > len(rec) {
 			break
 		}
 		res.Breaks = append(res.Breaks, s)
+		at := (pos + s - a) % n
+		res.BreaksAt = append(res.BreaksAt, at)
+		if d := min(at, n-at); d <= seamBreakMs*rate/1000 {
+			res.SeamBreaks++
+		}
 		a = s + rate/10 // re-align past the break
 	}
 	return res, nil
 }
 
-// align finds where in the (circular) reference x starts and the level of x
-// relative to it, by FFT cross-correlation normalised by the reference's
-// energy under the window.
-func align(x, ref []float64) (pos int, gain float64) {
-	n, w := len(ref), len(x)
-	size := 1
-	for size < n+w {
-		size <<= 1
+// aligner finds where in the (circular) reference a window of the
+// recording starts, by FFT cross-correlation; the reference's transform and
+// window energies are computed once.
+type aligner struct {
+	n, w, size int
+	fr         []complex128
+	pre        []float64 // prefix sums of the reference's energy
+}
+
+func newAligner(ref []float64, w int) *aligner {
+	n := len(ref)
+	al := &aligner{n: n, w: w, size: 1}
+	for al.size < n+w {
+		al.size <<= 1
 	}
-	fr := make([]complex128, size)
-	fx := make([]complex128, size)
-	for i := 0; i < n+w; i++ {
-		fr[i] = complex(ref[i%n], 0)
-	}
-	for i, v := range x {
-		fx[i] = complex(v, 0)
-	}
-	fft(fr, false)
-	fft(fx, false)
-	for i := range fr {
-		fr[i] *= cmplx.Conj(fx[i])
-	}
-	fft(fr, true)
-	// Energy of each reference window, from prefix sums.
-	pre := make([]float64, n+w+1)
+	al.fr = make([]complex128, al.size)
+	al.pre = make([]float64, n+w+1)
 	for i := 0; i < n+w; i++ {
 		v := ref[i%n]
-		pre[i+1] = pre[i] + v*v
+		al.fr[i] = complex(v, 0)
+		al.pre[i+1] = al.pre[i] + v*v
 	}
+	fft(al.fr, false)
+	return al
+}
+
+// align returns the reference position where x starts, the level of x
+// relative to the reference, and how well it matches (normalised
+// correlation, 1 is perfect).
+func (al *aligner) align(x []float64) (pos int, gain, score float64) {
+	fx := make([]complex128, al.size)
+	var xe float64
+	for i, v := range x {
+		fx[i] = complex(v, 0)
+		xe += v * v
+	}
+	if xe == 0 {
+		return 0, 0, 0
+	}
+	fft(fx, false)
+	for i := range fx {
+		fx[i] = al.fr[i] * cmplx.Conj(fx[i])
+	}
+	fft(fx, true)
 	best := math.Inf(-1)
-	for k := 0; k < n; k++ {
-		en := pre[k+w] - pre[k]
+	for k := 0; k < al.n; k++ {
+		en := al.pre[k+al.w] - al.pre[k]
 		if en <= 0 {
 			continue
 		}
-		c := real(fr[k]) / float64(size)
-		if score := c / math.Sqrt(en); score > best {
-			best, pos, gain = score, k, c/en
+		c := real(fx[k]) / float64(al.size)
+		if sc := c / math.Sqrt(en); sc > best {
+			best, pos, gain = sc, k, c/en
 		}
 	}
-	return pos, gain
+	return pos, gain, best / math.Sqrt(xe)
 }
 
 // fft is an in-place iterative radix-2 FFT; len(a) must be a power of two.

@@ -36,24 +36,31 @@ func TestCheckLoop(t *testing.T) {
 		rec        func() []float64
 		wantBreaks bool
 		minSeams   int
+		seamBreaks bool // the break is at a loop point
 	}{
-		{"seamless loop", func() []float64 { return loopOf(ref, 4, 0.7, 1000) }, false, 3},
+		{"seamless loop", func() []float64 { return loopOf(ref, 4, 0.7, 1000) }, false, 3, false},
 		{"2 ms hole at the seam", func() []float64 {
 			rec := loopOf(ref, 4, 0.7, 1000)
 			at := seamAt(2)
 			hole := make([]float64, rate/500)
 			return append(append(append([]float64{}, rec[:at]...), hole...), rec[at:]...)
-		}, true, 0},
+		}, true, 0, true},
 		{"1 ms dropped at the seam", func() []float64 {
 			rec := loopOf(ref, 4, 0.7, 1000)
 			at := seamAt(1)
 			return append(append([]float64{}, rec[:at]...), rec[at+rate/1000:]...)
-		}, true, 0},
+		}, true, 0, true},
 		{"click mid-track", func() []float64 {
 			rec := loopOf(ref, 3, 0.7, 1000)
-			rec[seamAt(1)+rate/3] = 0.99
+			rec[seamAt(1)+rate/2] = 0.99
 			return rec
-		}, true, 0},
+		}, true, 0, false},
+		{"underrun mid-track, clean loop points", func() []float64 {
+			rec := loopOf(ref, 5, 0.7, 1000)
+			at := seamAt(2) + len(ref)/2
+			hole := make([]float64, rate/5)
+			return append(append(append([]float64{}, rec[:at]...), hole...), rec[at:]...)
+		}, true, 2, false},
 		{"encoder padding repeated at every seam", func() []float64 {
 			var rec []float64
 			for l := 0; l < 4; l++ {
@@ -61,7 +68,7 @@ func TestCheckLoop(t *testing.T) {
 				rec = append(rec, make([]float64, 1152)...)
 			}
 			return rec
-		}, true, 0},
+		}, true, 0, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,8 +80,11 @@ func TestCheckLoop(t *testing.T) {
 				t.Fatalf("breaks %v (worst window %.1f dB, max silence %.1f ms), want breaks: %v",
 					res.Breaks, res.WorstDB, res.MaxSilenceMs, tc.wantBreaks)
 			}
-			if res.Seams < tc.minSeams {
-				t.Fatalf("crossed %d seams, want at least %d", res.Seams, tc.minSeams)
+			if res.CleanSeams < tc.minSeams {
+				t.Fatalf("crossed %d loop points cleanly, want at least %d", res.CleanSeams, tc.minSeams)
+			}
+			if got := res.SeamBreaks > 0; got != tc.seamBreaks {
+				t.Fatalf("breaks at loop points: %d (breaks at %v of %d), want some: %v", res.SeamBreaks, res.BreaksAt, len(ref), tc.seamBreaks)
 			}
 			if !tc.wantBreaks && math.Abs(res.Gain-0.7) > 0.01 {
 				t.Fatalf("gain %.3f, want 0.7", res.Gain)
