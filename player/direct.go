@@ -291,6 +291,8 @@ type audioLoop struct {
 	sinkBackoff   time.Duration
 	sinkRetryAt   time.Time
 	sinkReplies   []chan error // restart requests answered once a sink opens
+	sinkFailures  int          // failures since the sink was last healthy
+	lastSinkErr   string       // last logged sink failure, to log changes only
 	failures      int          // tracks in a row that produced no audio
 	idleBackoff   time.Duration
 	levels        [2]float64 // the last two blocks' output level, for a ~100 ms reading
@@ -576,8 +578,13 @@ func (l *audioLoop) writeBlock(ctx context.Context) {
 	}
 	frames := len(l.block) / BytesPerFrame
 	l.sinkFrames += int64(frames)
-	if l.sinkFrames >= sinkHealthy {
+	if l.sinkFrames >= sinkHealthy && (l.sinkBackoff != 0 || l.lastSinkErr != "") {
 		l.sinkBackoff = 0
+		if l.lastSinkErr != "" {
+			d.log.Info("audio output recovered", "failed_attempts", l.sinkFailures)
+		}
+		l.sinkFailures = 0
+		l.lastSinkErr = ""
 	}
 	l.totalFrames += uint64(frames)
 	out := LevelDBFS(l.block)
@@ -640,7 +647,11 @@ func (l *audioLoop) openSinkWithBackoff(ctx context.Context) bool {
 	d.mu.Lock()
 	d.sink = s
 	d.mu.Unlock()
-	d.log.Info("sink opened")
+	if l.lastSinkErr == "" {
+		d.log.Info("audio output opened")
+	} else {
+		d.log.Debug("audio output reopened", "failed_attempts", l.sinkFailures)
+	}
 	l.answerSinkReplies(nil)
 	return true
 }
@@ -658,7 +669,14 @@ func (l *audioLoop) sinkFailed(err error) {
 		l.sinkBackoff = min(2*l.sinkBackoff, d.opt.SinkBackoffMax)
 	}
 	l.sinkRetryAt = time.Now().Add(l.sinkBackoff)
-	d.log.Error("audio output failed; reopening", "err", err, "retry_in", l.sinkBackoff)
+	l.sinkFailures++
+	if msg := err.Error(); msg != l.lastSinkErr {
+		d.log.Error("audio output failed; reopening", "err", err, "retry_in", l.sinkBackoff)
+		l.lastSinkErr = msg
+	} else {
+		// The same failure again: the journal (on flash) has it already.
+		d.log.Debug("audio output failed again", "err", err, "attempt", l.sinkFailures, "retry_in", l.sinkBackoff)
+	}
 	d.setState(StateFailed, err.Error())
 	l.answerSinkReplies(err)
 }
