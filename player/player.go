@@ -2,7 +2,9 @@ package player
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -41,7 +43,7 @@ type Status struct {
 	Wanted         State          `json:"wanted"`
 	Volume         int            `json:"volume"`
 	PlaylistLength int            `json:"playlist_length"`
-	Fallback       bool           `json:"fallback"` // the built-in track is on because the playlist is empty
+	Fallback       bool           `json:"fallback"` // the built-in track is on: the playlist is empty or every track was refused
 	Uptime         time.Duration  `json:"uptime_ns"`
 	Watchdog       WatchdogStatus `json:"watchdog"`
 }
@@ -60,7 +62,15 @@ type Player struct {
 	mu       sync.Mutex
 	settings Settings
 	playlist []Track
+	// refusedAll is set while every track of the playlist was refused by
+	// the backend and the fallback plays instead, until the playlist
+	// changes.
+	refusedAll bool
 }
+
+// FaultNoPlayableTrack starts a backend's Fault when it refused every
+// track of its playlist.
+const FaultNoPlayableTrack = "no playable track"
 
 // New returns a Player; call Run to start playback.
 func New(o Options) *Player {
@@ -81,6 +91,7 @@ func New(o Options) *Player {
 		events:   o.Events,
 		now:      o.Now,
 		settings: clampSettings(o.Settings),
+		started:  o.Now(),
 	}
 	return p
 }
@@ -98,7 +109,6 @@ func (p *Player) Events() *EventLog { return p.events }
 
 // Run plays until ctx is done.
 func (p *Player) Run(ctx context.Context) error {
-	p.started = p.now()
 	p.mu.Lock()
 	s := p.settings
 	p.backend.SetPlaylist(p.effectivePlaylist())
@@ -109,26 +119,60 @@ func (p *Player) Run(ctx context.Context) error {
 	} else {
 		p.backend.Stop()
 	}
-	if p.watchdog == nil {
-		return p.backend.Run(ctx)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- p.backend.Run(ctx) }()
-	go func() { errc <- p.watchdog.Run(ctx) }()
-	err := <-errc
-	cancel()
-	if err2 := <-errc; err == nil {
-		err = err2
+	parts := []func(context.Context) error{p.backend.Run, p.guardFallback}
+	if p.watchdog != nil {
+		parts = append(parts, p.watchdog.Run)
+	}
+	errc := make(chan error, len(parts))
+	for _, run := range parts {
+		go func() { errc <- run(ctx) }()
+	}
+	var err error
+	for range parts {
+		if e := <-errc; e != nil && err == nil {
+			err = e
+		}
+		cancel()
 	}
 	return err
+}
+
+// guardFallback keeps the line from going silent when the backend refuses
+// every track of the playlist (all garbled, unreadable or of a format it
+// cannot play): the built-in track plays until the playlist changes.
+func (p *Player) guardFallback(ctx context.Context) error {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if !strings.HasPrefix(p.backend.Status().Fault, FaultNoPlayableTrack) {
+			continue
+		}
+		p.mu.Lock()
+		if p.refusedAll || p.fallback.Path == "" || len(p.playlist) == 0 {
+			p.mu.Unlock()
+			continue
+		}
+		p.refusedAll = true
+		n := len(p.playlist)
+		p.mu.Unlock()
+		p.log.Error("every track was refused: playing the built-in track until the playlist changes", "tracks", n)
+		p.events.Add(Event{Kind: "fault", Fault: "no-playable-track",
+			Message: fmt.Sprintf("all %d tracks were refused; the built-in track plays until the playlist changes", n)})
+		p.backend.SetPlaylist([]Track{p.fallback})
+	}
 }
 
 // effectivePlaylist is the playlist, or the fallback track when it is
 // empty. Callers hold p.mu.
 func (p *Player) effectivePlaylist() []Track {
-	if len(p.playlist) == 0 && p.fallback.Path != "" {
+	if (len(p.playlist) == 0 || p.refusedAll) && p.fallback.Path != "" {
 		return []Track{p.fallback}
 	}
 	return append([]Track(nil), p.playlist...)
@@ -139,6 +183,7 @@ func (p *Player) effectivePlaylist() []Track {
 func (p *Player) SetPlaylist(tracks []Track) {
 	p.mu.Lock()
 	p.playlist = append([]Track(nil), tracks...)
+	p.refusedAll = false // give the new playlist its chance
 	pl := p.effectivePlaylist()
 	p.mu.Unlock()
 	p.backend.SetPlaylist(pl)
@@ -208,6 +253,7 @@ func (p *Player) Status() Status {
 	p.mu.Lock()
 	s := p.settings
 	n := len(p.playlist)
+	onFallback := n == 0 || p.refusedAll
 	p.mu.Unlock()
 	st := Status{
 		BackendStatus:  bs,
@@ -215,14 +261,12 @@ func (p *Player) Status() Status {
 		Wanted:         StateStopped,
 		Volume:         s.Volume,
 		PlaylistLength: n,
-		Fallback:       n == 0,
+		Fallback:       onFallback,
 	}
 	if s.Playing {
 		st.Wanted = StatePlaying
 	}
-	if !p.started.IsZero() {
-		st.Uptime = p.now().Sub(p.started)
-	}
+	st.Uptime = p.now().Sub(p.started)
 	if p.watchdog != nil {
 		st.Watchdog = p.watchdog.Status()
 	}
