@@ -1,6 +1,7 @@
 package uploads
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -173,9 +174,12 @@ func (l *Library) process(ctx context.Context, tmp, id, name string, size int64,
 	// Pass 1: decode at the original rate and measure loudness there.
 	report("decoding", 0, size)
 	before := newMeter(s.SampleRate, 2)
+	primeIn, primeOut := primeFrames(s.SampleRate, l.primeTarget())
+	edges := newPrimeCapture(primeIn)
 	est := max(s.EstSeconds*float64(s.SampleRate), 1)
 	err = l.decode(ctx, tmp, s, func(x []float32) {
 		before.Write(x)
+		edges.Write(x)
 		report("measuring", float64(before.Samples())/est, size)
 	})
 	decoded := before.Samples()
@@ -220,10 +224,11 @@ func (l *Library) process(ctx context.Context, tmp, id, name string, size int64,
 		return Track{}, err
 	}
 	wantFrames := int64(math.Round(float64(decoded) * 44100 / float64(s.SampleRate)))
+	prime := edges.prime(decoded, primeOut)
 	var rend string
 	var after *meter
 	for attempt := 0; ; attempt++ {
-		rend, after, err = l.render(ctx, tmp, s, gain, wantFrames, report, size)
+		rend, after, err = l.render(ctx, tmp, s, gain, wantFrames, prime, report, size)
 		if err != nil {
 			return Track{}, err
 		}
@@ -324,7 +329,7 @@ func (l *Library) decodeCmd(ctx context.Context, path string, s sniffed) *exec.C
 // | lame (CBR, writes the LAME tag by seeking back into its output file).
 // It then decodes the result with mpg123, as a player would, to measure the
 // loudness that callers will actually hear and check the length.
-func (l *Library) render(ctx context.Context, orig string, s sniffed, gain float64, wantFrames int64, report reporter, size int64) (string, *meter, error) {
+func (l *Library) render(ctx context.Context, orig string, s sniffed, gain float64, wantFrames int64, prime *loopPrime, report reporter, size int64) (string, *meter, error) {
 	f, err := os.CreateTemp(l.rendDir, atomicfile.TempPrefix+"rendition-*.mp3")
 	if err != nil {
 		return "", nil, fmt.Errorf("create rendition: %w", err)
@@ -337,7 +342,15 @@ func (l *Library) render(ctx context.Context, orig string, s sniffed, gain float
 			os.Remove(rend)
 		}
 	}()
-	if err := l.encode(ctx, orig, rend, s, gain, wantFrames, report, size); err != nil {
+	err = l.encode(ctx, orig, rend, s, gain, wantFrames, prime, report, size)
+	if errors.Is(err, errTagFull) {
+		// Cannot happen with lame's own delay and padding; if a future
+		// lame pads more, a rendition without loop priming is still a
+		// gapless one.
+		l.log.Warn("encoding without loop priming", "err", err)
+		err = l.encode(ctx, orig, rend, s, gain, wantFrames, nil, report, size)
+	}
+	if err != nil {
 		return "", nil, err
 	}
 	if err := fsyncFile(rend); err != nil {
@@ -352,7 +365,10 @@ func (l *Library) render(ctx context.Context, orig string, s sniffed, gain float
 	return rend, after, nil
 }
 
-func (l *Library) encode(ctx context.Context, orig, rend string, s sniffed, gain float64, wantFrames int64, report reporter, size int64) error {
+// encode runs decoder | sox | lame into rend. With prime, Go feeds sox the
+// track's tail, the decoder's output and the track's head, and the LAME
+// tag is patched afterwards to hide them (loopprime.go).
+func (l *Library) encode(ctx context.Context, orig, rend string, s sniffed, gain float64, wantFrames int64, prime *loopPrime, report reporter, size int64) error {
 	ctx, cancel := context.WithTimeout(ctx, l.toolBudget(s.EstSeconds)*2)
 	defer cancel()
 	var decErr, soxErr, lameErr stderrTail
@@ -368,8 +384,22 @@ func (l *Library) encode(ctx context.Context, orig, rend string, s sniffed, gain
 	lame.Stderr = &lameErr
 
 	var err error
-	if sox.Stdin, err = dec.StdoutPipe(); err != nil {
-		return err
+	var decOut *os.File // write end of the decoder's pipe, closed once it runs
+	if prime == nil {
+		if sox.Stdin, err = dec.StdoutPipe(); err != nil {
+			return err
+		}
+	} else {
+		// An os.Pipe rather than StdoutPipe: dec.Wait must not close the
+		// read end while exec still copies it into sox.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return fmt.Errorf("encode: %w", err)
+		}
+		defer pr.Close()
+		defer pw.Close()
+		dec.Stdout, decOut = pw, pw
+		sox.Stdin = io.MultiReader(bytes.NewReader(float32Bytes(prime.tail)), pr, bytes.NewReader(float32Bytes(prime.head)))
 	}
 	soxOut, err := sox.StdoutPipe()
 	if err != nil {
@@ -385,8 +415,14 @@ func (l *Library) encode(ctx context.Context, orig, rend string, s sniffed, gain
 			return fmt.Errorf("start %s: %w", filepath.Base(c.Args[3]), err)
 		}
 	}
+	if decOut != nil {
+		decOut.Close() // the decoder holds its own copy; EOF comes when it exits
+	}
 	// Go copies between sox and lame only to report progress.
 	total := float64(max(wantFrames, 1) * 4)
+	if prime != nil {
+		total += float64(prime.out * 2 * 4)
+	}
 	var done int64
 	buf := make([]byte, 64<<10)
 	var copyErr error
@@ -423,6 +459,9 @@ func (l *Library) encode(ctx context.Context, orig, rend string, s sniffed, gain
 		return fmt.Errorf("encode: %w", toolError("lame", errLame, &lameErr))
 	case copyErr != nil:
 		return fmt.Errorf("encode: %w", copyErr)
+	}
+	if prime != nil {
+		return patchLAMETag(rend, prime.out, prime.out)
 	}
 	return nil
 }

@@ -71,6 +71,9 @@ type Library struct {
 	// of an unacknowledged upload.
 	indexLost bool
 	refused   refusedLog
+	// primeOverride replaces defaultPrime (loopprime.go) in tests that
+	// measure what priming gains: 0 keeps the default, < 0 turns it off.
+	primeOverride int
 }
 
 type indexFile struct {
