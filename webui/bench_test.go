@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,6 +143,7 @@ func benchStatus(b *testing.B, clients int, interval time.Duration) {
 	// The clients run in a separate process, as they would on other
 	// machines: in-process they would share mohd's Go scheduler and make
 	// it look worse than it is.
+	cpu0 := selfCPU()
 	b.ResetTimer()
 	var res loadResult
 	if clients > 0 {
@@ -157,6 +159,7 @@ func benchStatus(b *testing.B, clients int, interval time.Duration) {
 		b.Fatal(err)
 	}
 	elapsed := time.Since(t0)
+	serverCPU := selfCPU() - cpu0
 	frames := p.Status().Frames - frames0
 	u1, minLevel := sink.stats()
 	pct := func(q float64) float64 { return res.percentile(q) }
@@ -168,6 +171,13 @@ func benchStatus(b *testing.B, clients int, interval time.Duration) {
 	b.ReportMetric(float64(minLevel)/1e6, "min-buffer-ms")
 	b.ReportMetric(float64(frames)/player.SampleRate/elapsed.Seconds(), "audio-x-realtime")
 	b.ReportMetric(float64(res.Failed), "failed")
+	if res.Count > 0 {
+		// mohd's own CPU per request (player included), and the share of
+		// the two cores it used; the rest went to the clients.
+		b.ReportMetric(float64(serverCPU.Microseconds())/float64(res.Count), "server-cpu-us/req")
+		b.ReportMetric(serverCPU.Seconds()/res.Seconds, "server-cores")
+		b.ReportMetric(res.CPUSeconds/res.Seconds, "client-cores")
+	}
 	if res.Failed > 0 {
 		b.Errorf("%d requests failed", res.Failed)
 	}
@@ -199,6 +209,8 @@ type loadResult struct {
 	Failed  int       `json:"failed"`
 	Seconds float64   `json:"seconds"`
 	Sorted  []float64 `json:"sorted_ms"` // every latency, ascending
+	// CPUSeconds is the load process's own CPU time.
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 func (r loadResult) percentile(q float64) float64 {
@@ -285,7 +297,7 @@ func TestLoadClientProcess(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	r := loadResult{Failed: int(failed.Load()), Seconds: time.Since(start).Seconds()}
+	r := loadResult{Failed: int(failed.Load()), Seconds: time.Since(start).Seconds(), CPUSeconds: selfCPU().Seconds()}
 	for _, l := range lat {
 		for _, d := range l {
 			r.Sorted = append(r.Sorted, float64(d)/1e6)
@@ -295,4 +307,13 @@ func TestLoadClientProcess(t *testing.T) {
 	r.Count = len(r.Sorted)
 	b, _ := json.Marshal(r)
 	fmt.Println(loadMarker + string(b))
+}
+
+// selfCPU is this process's user plus system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
