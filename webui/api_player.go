@@ -3,6 +3,7 @@ package webui
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/mohproject/moh/player"
 )
@@ -27,8 +28,46 @@ func (s *Server) statusDoc() statusDoc {
 	}
 }
 
+// statusMaxAge is how long one status snapshot answers GET /status and
+// /healthz. Pages poll four times a second, so nobody sees the difference,
+// but under a flood of requests the player is asked at most twenty times a
+// second: the API never queues on the locks the audio loop takes.
+const statusMaxAge = 50 * time.Millisecond
+
+type statusSnap struct {
+	at  time.Time
+	doc statusDoc
+}
+
+// cachedStatus returns a status at most statusMaxAge old. One request
+// refreshes it while the others answer with the previous one. It uses the
+// real monotonic clock: it is a cache, not behaviour.
+func (s *Server) cachedStatus() statusDoc {
+	now := time.Now()
+	snap := s.statusCache.Load()
+	if snap != nil && now.Sub(snap.at) < statusMaxAge && !now.Before(snap.at) {
+		return snap.doc
+	}
+	if !s.statusMu.TryLock() {
+		if snap != nil {
+			return snap.doc
+		}
+		s.statusMu.Lock() // the very first one: wait for it
+	}
+	defer s.statusMu.Unlock()
+	return s.refreshStatus()
+}
+
+// refreshStatus asks the player now and caches the answer; callers that
+// just changed something use it directly so their answer shows the change.
+func (s *Server) refreshStatus() statusDoc {
+	doc := s.statusDoc()
+	s.statusCache.Store(&statusSnap{at: time.Now(), doc: doc})
+	return doc
+}
+
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.statusDoc())
+	writeJSON(w, http.StatusOK, s.cachedStatus())
 }
 
 // healthDoc is GET /healthz: small, for ping checks.
@@ -46,19 +85,19 @@ type healthDoc struct {
 // healthz answers 200 while audio flows and 503 otherwise. It needs no
 // auth and says nothing an outsider could use beyond "is it playing".
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	st := s.opt.Player.Status()
+	st := s.cachedStatus()
 	h := healthDoc{
-		OK:      s.opt.Player.AudioFlowing(),
-		State:   string(st.State),
-		Backend: st.Backend,
-		UptimeS: st.Uptime.Seconds(),
-		Fault:   st.Fault,
-		Version: s.opt.Version,
+		OK:          st.AudioFlowing,
+		State:       string(st.State),
+		Backend:     st.Backend,
+		UptimeS:     st.UptimeS,
+		Fault:       st.Fault,
+		Version:     s.opt.Version,
+		DiskWarning: diskWarning(st.Disk),
 	}
 	if st.Track != nil {
 		h.Track = st.Track.Name
 	}
-	h.DiskWarning = diskWarning(s.diskStatus())
 	code := http.StatusOK
 	if !h.OK {
 		code = http.StatusServiceUnavailable
@@ -85,19 +124,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 	s.opt.Player.Play()
 	s.audit(r, "play")
-	writeJSON(w, http.StatusOK, s.statusDoc())
+	writeJSON(w, http.StatusOK, s.refreshStatus())
 }
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
 	s.opt.Player.Stop()
 	s.audit(r, "stop")
-	writeJSON(w, http.StatusOK, s.statusDoc())
+	writeJSON(w, http.StatusOK, s.refreshStatus())
 }
 
 func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	s.opt.Player.Next()
 	s.audit(r, "next")
-	writeJSON(w, http.StatusOK, s.statusDoc())
+	writeJSON(w, http.StatusOK, s.refreshStatus())
 }
 
 type volumeDoc struct {
@@ -115,6 +154,7 @@ func (s *Server) setVolume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.opt.Player.SetVolume(*v.Volume)
+	s.refreshStatus()
 	s.audit(r, "volume", "volume", *v.Volume)
 	writeJSON(w, http.StatusOK, map[string]int{"volume": s.opt.Player.Settings().Volume})
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -20,8 +21,7 @@ type credentials struct {
 	mu      sync.Mutex
 	pwStamp fileStamp
 	pwHash  string
-	tkStamp fileStamp
-	tokens  map[string]TokenInfo // sha256 hex → info
+	tokens  atomic.Pointer[tokenSet]
 }
 
 // fileStamp identifies one version of a file. The inode is part of it
@@ -50,7 +50,7 @@ func stampOf(path string) (fileStamp, error) {
 }
 
 func newCredentials(dir string) *credentials {
-	return &credentials{dir: dir, pwStamp: fileStamp{size: -1}, tkStamp: fileStamp{size: -1}}
+	return &credentials{dir: dir, pwStamp: fileStamp{size: -1}}
 }
 
 // passwordHash returns the current hash, or ErrNoPassword.
@@ -88,29 +88,48 @@ func (c *credentials) checkPassword(pw string) (bool, error) {
 	return verifyPassword(h, pw)
 }
 
-// token looks a bearer token up by its hash.
+// tokenSet is one loaded version of the token file.
+type tokenSet struct {
+	stamp  fileStamp
+	byHash map[string]TokenInfo // sha256 hex → info
+}
+
+// token looks a bearer token up by its hash. The loaded set is shared
+// through an atomic pointer: every API request checks a token, and they
+// must not queue behind one another on a lock.
 func (c *credentials) token(tok string) (TokenInfo, bool, error) {
 	st, err := stampOf(filepath.Join(c.dir, TokensFile))
 	if err != nil {
 		return TokenInfo{}, false, fmt.Errorf("stat tokens: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st != c.tkStamp || c.tokens == nil {
-		f, err := readTokens(c.dir)
-		if err != nil {
+	set := c.tokens.Load()
+	if set == nil || set.stamp != st {
+		if set, err = c.reloadTokens(st); err != nil {
 			return TokenInfo{}, false, err
 		}
-		m := make(map[string]TokenInfo, len(f.Tokens))
-		for _, t := range f.Tokens {
-			m[t.SHA256] = t.TokenInfo
-		}
-		c.tokens, c.tkStamp = m, st
 	}
 	// The lookup is keyed by the SHA-256 of a 256-bit secret, so its
 	// timing tells a guesser nothing about the token.
-	info, ok := c.tokens[hashToken(tok)]
+	info, ok := set.byHash[hashToken(tok)]
 	return info, ok, nil
+}
+
+func (c *credentials) reloadTokens(st fileStamp) (*tokenSet, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if set := c.tokens.Load(); set != nil && set.stamp == st {
+		return set, nil // another request reloaded it meanwhile
+	}
+	f, err := readTokens(c.dir)
+	if err != nil {
+		return nil, err
+	}
+	set := &tokenSet{stamp: st, byHash: make(map[string]TokenInfo, len(f.Tokens))}
+	for _, t := range f.Tokens {
+		set.byHash[t.SHA256] = t.TokenInfo
+	}
+	c.tokens.Store(set)
+	return set, nil
 }
 
 // passwordStamp identifies the current password file, so the server can

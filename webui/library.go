@@ -25,21 +25,34 @@ type Library interface {
 
 type diskStatus = uploads.DiskStatus
 
-// diskStatus is the library's disk state, cached for a second or two:
-// status is polled several times a second by every open page and must stay
-// cheap under load.
+// diskSnapshot is the library's disk state at one moment.
+type diskSnapshot struct {
+	at time.Time
+	d  diskStatus
+}
+
+// diskStatus is the library's disk state, cached for two seconds: status
+// is polled several times a second by every open page and must stay cheap
+// under load. One request refreshes it while the others use the previous
+// value instead of waiting.
 func (s *Server) diskStatus() *diskStatus {
 	if s.opt.Library == nil {
 		return nil
 	}
-	s.diskMu.Lock()
-	defer s.diskMu.Unlock()
 	now := s.now()
-	if s.diskCache == nil || now.Sub(s.diskAt) > 2*time.Second || now.Before(s.diskAt) {
-		d := s.opt.Library.Disk()
-		s.diskCache, s.diskAt = &d, now
+	snap := s.diskCache.Load()
+	if snap == nil || now.Sub(snap.at) > 2*time.Second || now.Before(snap.at) {
+		if s.diskMu.TryLock() {
+			snap = &diskSnapshot{at: now, d: s.opt.Library.Disk()}
+			s.diskCache.Store(snap)
+			s.diskMu.Unlock()
+		} else if snap == nil {
+			s.diskMu.Lock() // the very first one: wait for it
+			snap = s.diskCache.Load()
+			s.diskMu.Unlock()
+		}
 	}
-	d := *s.diskCache
+	d := snap.d
 	return &d
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -96,9 +97,11 @@ type Server struct {
 	pwMu    sync.Mutex
 	pwStamp fileStamp // the password file the live sessions logged in with
 
-	diskMu    sync.Mutex
-	diskAt    time.Time
-	diskCache *diskStatus
+	statusMu    sync.Mutex // held by the one request refreshing statusCache
+	statusCache atomic.Pointer[statusSnap]
+
+	diskMu    sync.Mutex // held by the one request refreshing diskCache
+	diskCache atomic.Pointer[diskSnapshot]
 }
 
 // New builds a Server. If no admin password is set yet it generates a
