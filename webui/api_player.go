@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -35,22 +36,23 @@ func (s *Server) statusDoc() statusDoc {
 const statusMaxAge = 50 * time.Millisecond
 
 type statusSnap struct {
-	at  time.Time
-	doc statusDoc
+	at   time.Time
+	doc  statusDoc
+	body []byte // doc encoded once for every request it answers
 }
 
 // cachedStatus returns a status at most statusMaxAge old. One request
 // refreshes it while the others answer with the previous one. It uses the
 // real monotonic clock: it is a cache, not behaviour.
-func (s *Server) cachedStatus() statusDoc {
+func (s *Server) cachedStatus() *statusSnap {
 	now := time.Now()
 	snap := s.statusCache.Load()
 	if snap != nil && now.Sub(snap.at) < statusMaxAge && !now.Before(snap.at) {
-		return snap.doc
+		return snap
 	}
 	if !s.statusMu.TryLock() {
 		if snap != nil {
-			return snap.doc
+			return snap
 		}
 		s.statusMu.Lock() // the very first one: wait for it
 	}
@@ -60,14 +62,30 @@ func (s *Server) cachedStatus() statusDoc {
 
 // refreshStatus asks the player now and caches the answer; callers that
 // just changed something use it directly so their answer shows the change.
-func (s *Server) refreshStatus() statusDoc {
+func (s *Server) refreshStatus() *statusSnap {
 	doc := s.statusDoc()
-	s.statusCache.Store(&statusSnap{at: time.Now(), doc: doc})
-	return doc
+	body, err := json.Marshal(doc)
+	if err != nil {
+		// Only unencodable floats could do this; answer without the cache.
+		s.log.Error("encode status", "err", err)
+	}
+	snap := &statusSnap{at: time.Now(), doc: doc, body: append(body, '\n')}
+	s.statusCache.Store(snap)
+	return snap
+}
+
+func (s *Server) writeStatus(w http.ResponseWriter, snap *statusSnap) {
+	if len(snap.body) <= 1 {
+		writeJSON(w, http.StatusOK, snap.doc)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(snap.body)
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.cachedStatus())
+	s.writeStatus(w, s.cachedStatus())
 }
 
 // healthDoc is GET /healthz: small, for ping checks.
@@ -85,7 +103,7 @@ type healthDoc struct {
 // healthz answers 200 while audio flows and 503 otherwise. It needs no
 // auth and says nothing an outsider could use beyond "is it playing".
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	st := s.cachedStatus()
+	st := s.cachedStatus().doc
 	h := healthDoc{
 		OK:          st.AudioFlowing,
 		State:       string(st.State),
@@ -124,19 +142,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 	s.opt.Player.Play()
 	s.audit(r, "play")
-	writeJSON(w, http.StatusOK, s.refreshStatus())
+	s.writeStatus(w, s.refreshStatus())
 }
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
 	s.opt.Player.Stop()
 	s.audit(r, "stop")
-	writeJSON(w, http.StatusOK, s.refreshStatus())
+	s.writeStatus(w, s.refreshStatus())
 }
 
 func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	s.opt.Player.Next()
 	s.audit(r, "next")
-	writeJSON(w, http.StatusOK, s.refreshStatus())
+	s.writeStatus(w, s.refreshStatus())
 }
 
 type volumeDoc struct {
