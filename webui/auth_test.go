@@ -609,3 +609,36 @@ func TestPasswordFileErrors(t *testing.T) {
 		t.Fatal("wrong password accepted")
 	}
 }
+
+// TestStatusFreshAfterChange: the status snapshot cache must not hide an
+// admin's own change from the very next read.
+func TestStatusFreshAfterChange(t *testing.T) {
+	e := newEnv(t, envOpts{password: testPW})
+	tok, _, _ := CreateToken(e.dir, "operate", "")
+	get := func() statusDoc {
+		_, body := e.do(nil, "GET", "/api/v1/status", nil, bearer(tok))
+		var st statusDoc
+		if err := json.Unmarshal(body, &st); err != nil {
+			t.Fatalf("status %s", body)
+		}
+		return st
+	}
+	get() // fill the cache
+	for _, v := range []int{11, 57, 93} {
+		e.do(nil, "PUT", "/api/v1/volume", strings.NewReader(fmt.Sprintf(`{"volume":%d}`, v)), bearer(tok))
+		if st := get(); st.Volume != v {
+			t.Fatalf("status right after volume %d shows %d", v, st.Volume)
+		}
+	}
+	_, body := e.do(nil, "POST", "/api/v1/player/stop", nil, bearer(tok))
+	var st statusDoc
+	json.Unmarshal(body, &st)
+	if st.Wanted != "stopped" || get().Wanted != "stopped" {
+		t.Fatalf("after stop: %s", body)
+	}
+	_, body = e.do(nil, "POST", "/api/v1/player/play", nil, bearer(tok))
+	json.Unmarshal(body, &st)
+	if st.Wanted != "playing" || get().Wanted != "playing" {
+		t.Fatalf("after play: %s", body)
+	}
+}
