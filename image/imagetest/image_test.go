@@ -145,10 +145,12 @@ func TestImage(t *testing.T) {
 		t.Logf("power cut %d at %.1f s after power-on (%s)", i, at.Seconds(), phase)
 
 		v = b.boot(fmt.Sprintf("after%02d", i))
-		b.waitHealthy(v)
+		healthy := b.waitHealthy(v)
 		w := b.waitAudio(v)
 		audioTimes = append(audioTimes, w.FirstAudio.Sub(v.Start).Seconds())
 		b.verify(v, w, token, trackID, volume)
+		t.Logf("after cut %d: /healthz 200 after %.1f s, first audio after %.1f s; track, playlist and volume intact",
+			i, healthy.Seconds(), w.FirstAudio.Sub(v.Start).Seconds())
 		w.Close()
 		if i < cuts {
 			time.Sleep(time.Duration(rng.Int64N(int64(5 * time.Second))))
@@ -426,7 +428,17 @@ func (b *box) provisionToken(repo, uidgid string) string {
 		b.t.Fatal(err)
 	}
 	f.Close()
-	tree := filepath.Join(b.dir, "provision")
+	// The moh user runs mohd token create, so the tree and the binary live
+	// in a directory it can reach (the test's temp dir is private).
+	prov, err := os.MkdirTemp("", "moh-imagetest-provision-")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() { os.RemoveAll(prov) })
+	if err := os.Chmod(prov, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	tree := filepath.Join(prov, "tree")
 	os.MkdirAll(tree, 0o755)
 	run(b.t, "debugfs", "-R", "rdump / "+tree, part)
 	data := tree
@@ -436,9 +448,10 @@ func (b *box) provisionToken(repo, uidgid string) string {
 	os.RemoveAll(filepath.Join(data, "lost+found"))
 	b.t.Logf("data partition after first boot holds: %s", listTree(data))
 
-	mohd := os.Getenv("MOHD_BIN")
-	if mohd == "" {
-		mohd = filepath.Join(b.dir, "mohd")
+	mohd := filepath.Join(prov, "mohd")
+	if bin := os.Getenv("MOHD_BIN"); bin != "" {
+		run(b.t, "install", "-m", "0755", bin, mohd)
+	} else {
 		cmd := exec.Command("go", "build", "-o", mohd, "./cmd/mohd")
 		cmd.Dir = repo
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -451,9 +464,6 @@ func (b *box) provisionToken(repo, uidgid string) string {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := os.Chmod(b.dir, 0o755); err != nil { // the moh user must reach the tree
-		b.t.Fatal(err)
-	}
 	if err := cmd.Run(); err != nil {
 		b.t.Fatalf("mohd token create: %v\n%s", err, stderr.String())
 	}

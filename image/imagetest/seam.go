@@ -82,20 +82,24 @@ func checkLoop(rec, ref []float64, rate int) (loopResult, error) {
 			res.Gain = gain
 		}
 		s := a
-		silent := 0
+		silent, runPeak := 0, 0.0
 		for ; s+step <= len(rec); s += step {
-			var e, sig, refPeak float64
+			var e, sig, winSilence float64
 			for j := s; j < s+step; j++ {
 				r := res.Gain * ref[(pos+j-a)%n]
 				d := rec[j] - r
 				e += d * d
 				sig += r*r + rec[j]*rec[j]
-				refPeak = math.Max(refPeak, math.Abs(r))
-				if math.Abs(rec[j]) <= silentLevel && refPeak > 10*audibleLevel {
+				// A run of digital silence counts only if the reference
+				// had sound somewhere inside it.
+				if math.Abs(rec[j]) <= silentLevel {
 					silent++
-					res.MaxSilenceMs = math.Max(res.MaxSilenceMs, float64(silent)*1000/float64(rate))
-				} else if math.Abs(rec[j]) > silentLevel {
-					silent = 0
+					runPeak = math.Max(runPeak, math.Abs(r))
+					if runPeak > 10*audibleLevel {
+						winSilence = math.Max(winSilence, float64(silent)*1000/float64(rate))
+					}
+				} else {
+					silent, runPeak = 0, 0
 				}
 			}
 			floor := float64(step) * audibleLevel * audibleLevel
@@ -104,8 +108,9 @@ func checkLoop(rec, ref []float64, rate int) (loopResult, error) {
 				res.WorstDB = db
 			}
 			if ratio > breakRatio {
-				break
+				break // the silence of a break is the break, not a silence inside the loop
 			}
+			res.MaxSilenceMs = math.Max(res.MaxSilenceMs, winSilence)
 		}
 		res.Frames += s - a
 		res.Seams += (pos+s-a)/n - pos/n
