@@ -154,7 +154,7 @@ func TestLoopPrimeSeam(t *testing.T) {
 				run(t, "lame", "--silent", "-b", "64", src, filepath.Join(dir, "sine.mp3"))
 				src = filepath.Join(dir, "sine.mp3")
 			}
-			var ratio [2]float64
+			var ratio, seamPeak [2]float64
 			for k, prime := range []int{-1, 0} {
 				l := testLib(t, func(o *Options) { o.NormaliseOff = c.asIs })
 				l.primeOverride = prime
@@ -174,6 +174,7 @@ func TestLoopPrimeSeam(t *testing.T) {
 					seam, in := seamError(x, 441, 10, win)
 					t.Logf("priming %-5v %-6s seam peak %6.0f LSB, interior peak %6.0f LSB", k == 1, dec.name, seam, in)
 					ratio[k] = max(ratio[k], seam/in)
+					seamPeak[k] = max(seamPeak[k], seam)
 				}
 			}
 			if c.mp3 {
@@ -181,8 +182,11 @@ func TestLoopPrimeSeam(t *testing.T) {
 				// transient (this one: 64 LSB at the seam, 3 inside,
 				// decoded at 22.05 kHz), which the rendition keeps
 				// faithfully; priming must only not add to it.
-				if ratio[1] > ratio[0]*1.15 {
-					t.Errorf("priming made the seam worse: %.1f× the interior, %.1f× without", ratio[1], ratio[0])
+				// Compare the seam peaks themselves: the interior
+				// peak moves by a few LSB between encodings, which
+				// would make a ratio test flaky.
+				if seamPeak[1] > seamPeak[0]*1.1+2 {
+					t.Errorf("priming made the seam worse: %.0f LSB peak, %.0f without", seamPeak[1], seamPeak[0])
 				}
 				return
 			}
