@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -125,6 +126,8 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 		TLSKey:         c.TLSKey,
 		TLSAuto:        c.TLS == "auto",
 		MaxUploadBytes: c.MaxUploadMB<<20 + 1<<20,
+		Middleware:     []func(http.Handler) http.Handler{m.HTTPMiddleware},
+		OnUpload:       m.CountUpload,
 	})
 	if err != nil {
 		return err
