@@ -16,7 +16,7 @@ import (
 func needAplay(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("aplay"); err != nil {
-		t.Skip("aplay not installed (Debian package alsa-utils)")
+		t.Fatal("aplay not installed (Debian package alsa-utils; make test installs it)")
 	}
 }
 

@@ -34,7 +34,7 @@ func artifactsDir(t *testing.T) string {
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("no Chromium at %s (Debian package chromium): %v", chromiumPath, err)
+		t.Fatalf("no Chromium at %s (Debian package chromium; make test installs it): %v", chromiumPath, err)
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
