@@ -12,7 +12,7 @@ DEB_PACKAGES := socat mpd alsa-utils lame sox libsox-fmt-mp3 mpg123 ffmpeg mosqu
 # command → package, to install only what is missing
 DEB_COMMANDS := socat:socat mpd:mpd aplay:alsa-utils lame:lame sox:sox mpg123:mpg123 ffmpeg:ffmpeg mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium
 
-.PHONY: all build run test test-go deps lint bench dist clean image image-test
+.PHONY: all build run test test-go deps lint bench dist clean
 
 all: build
 
@@ -52,8 +52,9 @@ lint:
 
 test: deps lint test-go
 
+# Screenshots of the browser test and other artifacts land in artifacts/.
 test-go:
-	$(GO) test -race -timeout 30m ./...
+	MOH_ARTIFACTS=$(CURDIR)/artifacts $(GO) test -race -timeout 30m ./...
 
 bench: deps
 	./scripts/bench.sh
@@ -69,3 +70,5 @@ dist:
 
 clean:
 	rm -rf bin dist $(RUN_DIR)
+
+include image/Makefile.inc

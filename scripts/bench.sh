@@ -11,7 +11,7 @@ section "playback cost: mohd direct vs MPD on the same file (target: CPU <= MPD,
 ./scripts/bench-playback.sh "${BENCH_SECONDS:-60}"
 
 section "direct decoding speed (x real time)"
-gobench ./player/ 'DecodeGapless' 3x
+gobench ./player/ 'DecodeGapless|DirectPlayback' 20x
 
 section "file sink pacing (target: 10 s of audio in 10 s +/- 2 %)"
 gobench ./player/ 'FileSinkPacing'
@@ -27,3 +27,6 @@ gobench ./player/ 'Recovery' 3x
 
 section "library ingest throughput and the EBU R128 meter"
 gobench ./uploads/ '.' 2x
+
+section "web API: /api/v1/status p99 with 200 concurrent clients while playing (target <= 20 ms, 0 underruns)"
+go test ./webui -run '^$' -bench 'Status200|PlaybackBaseline' -benchtime 20000x -count 1 | grep -E '^(Benchmark|ok|FAIL)' || true
