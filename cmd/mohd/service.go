@@ -11,14 +11,16 @@ import (
 // unitTemplate is mohd's systemd unit. kardianos/service's default
 // hard-codes RestartSec=120, two minutes of silence on hold after a crash;
 // moh restarts in two seconds, tells systemd when it is really playing
-// (Type=notify) and pings the watchdog only while audio flows. Restart
-// limits keep a broken setup from becoming a busy crash loop. No network
-// dependency: after a power cut the box must play with the cable unplugged.
+// (Type=notify) and pings the watchdog only while audio flows. There is no
+// start limit: a unit that hits one stays down for good, and a hold line
+// must never give up; a broken setup costs a restart every two seconds
+// at most, and the watchdog's own ladder backs off before it exits. No
+// network dependency: after a power cut the box must play with the cable
+// unplugged.
 const unitTemplate = `[Unit]
 Description={{Description}}
 After=sound.target local-fs.target
-StartLimitIntervalSec=300
-StartLimitBurst=20
+StartLimitIntervalSec=0
 
 [Service]
 Type=notify
