@@ -132,6 +132,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		SetClientID(a.o.DeviceID).
 		SetTLSConfig(a.tls).
 		SetCleanSession(true).
+		SetStore(noStore{}).
 		SetOrderMatters(false).
 		SetKeepAlive(30*time.Second).
 		SetPingTimeout(10*time.Second).
