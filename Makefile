@@ -54,7 +54,7 @@ test: deps lint test-go
 
 # Screenshots of the browser test and other artifacts land in artifacts/.
 test-go:
-	MOH_ARTIFACTS=$(CURDIR)/artifacts $(GO) test -race -timeout 30m ./...
+	MOH_ARTIFACTS=$(CURDIR)/artifacts $(GO) test -race -count=1 -timeout 30m ./...
 
 bench: deps
 	./scripts/bench.sh
