@@ -116,8 +116,10 @@ func TestImage(t *testing.T) {
 		t.Fatalf("the fallback loop is not seamless at its loop point: breaks at reference frames %v (loop %d frames)", res.BreaksAt, loopFrames)
 	}
 	serial, _ := os.ReadFile(v.Serial)
-	if !bytes.Contains(serial, []byte("moh-data: growing")) {
-		t.Errorf("first boot did not grow the data partition (serial log %s)", v.Serial)
+	for _, want := range []string{"moh-data: growing", "moh-data: device id moh-", "setup_code="} {
+		if !bytes.Contains(serial, []byte(want)) {
+			t.Errorf("first boot: %q is not on the console", want)
+		}
 	}
 
 	// 2. Provisioning: an admin token written into the data partition, as
@@ -447,6 +449,11 @@ func (b *box) provisionToken(repo, uidgid string) string {
 	}
 	os.RemoveAll(filepath.Join(data, "lost+found"))
 	b.t.Logf("data partition after first boot holds: %s", listTree(data))
+	for _, want := range []string{"device-id", "tls-cert.pem", "tls-key.pem"} {
+		if _, err := os.Stat(filepath.Join(data, want)); err != nil {
+			b.t.Errorf("first boot did not store %s on the data partition: %v", want, err)
+		}
+	}
 
 	mohd := filepath.Join(prov, "mohd")
 	if bin := os.Getenv("MOHD_BIN"); bin != "" {

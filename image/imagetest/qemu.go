@@ -19,13 +19,14 @@ import (
 // networking with the web port forwarded to the host, and QMP for block
 // statistics.
 type vm struct {
-	cmd    *exec.Cmd
-	done   chan error
-	WAV    string
-	Serial string
-	qmp    string
-	Port   int
-	Start  time.Time
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when QEMU has exited
+	exitErr error         // why, once done is closed
+	WAV     string
+	Serial  string
+	qmp     string
+	Port    int
+	Start   time.Time
 }
 
 type vmOptions struct {
@@ -65,7 +66,7 @@ func startVM(o vmOptions) (*vm, error) {
 		Serial: filepath.Join(o.Dir, o.Name+".serial.log"),
 		qmp:    filepath.Join(o.Dir, o.Name+".qmp"),
 		Port:   port,
-		done:   make(chan error, 1),
+		done:   make(chan struct{}),
 	}
 	// TCG by default: it is what CI has, and nested KVM on some hosts hangs
 	// in GRUB's real-mode loader. MOH_QEMU_ACCEL=kvm speeds up a local run.
@@ -101,16 +102,19 @@ func startVM(o vmOptions) (*vm, error) {
 		if err != nil && stderr.String() != "" {
 			err = fmt.Errorf("%w: %s", err, stderr.String())
 		}
-		v.done <- err
+		v.exitErr = err
+		close(v.done)
 	}()
 	return v, nil
 }
 
 // PowerCut kills QEMU with SIGKILL: nothing in the guest gets to flush.
+// Cutting a VM that is already off does nothing.
 func (v *vm) PowerCut() {
-	if v.cmd.Process != nil {
-		_ = v.cmd.Process.Kill()
+	if gone, _ := v.Exited(); gone {
+		return
 	}
+	_ = v.cmd.Process.Kill()
 	select {
 	case <-v.done:
 	case <-time.After(10 * time.Second):
@@ -120,9 +124,8 @@ func (v *vm) PowerCut() {
 // Exited reports whether QEMU is gone, and why.
 func (v *vm) Exited() (bool, error) {
 	select {
-	case err := <-v.done:
-		v.done <- err
-		return true, err
+	case <-v.done:
+		return true, v.exitErr
 	default:
 		return false, nil
 	}
