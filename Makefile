@@ -7,10 +7,10 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 RUN_DIR  ?= .run
 LISTEN   ?= 127.0.0.1:8080
 # Debian packages the tests drive for real (decoders, encoders, MPD, ALSA
-# tools, the MQTT broker, the browser).
-DEB_PACKAGES := socat mpd alsa-utils lame sox libsox-fmt-mp3 mpg123 ffmpeg mosquitto mosquitto-clients chromium
-# command → package, to install only what is missing
-DEB_COMMANDS := socat:socat mpd:mpd aplay:alsa-utils lame:lame sox:sox mpg123:mpg123 ffmpeg:ffmpeg mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium
+# tools, the MQTT broker, the browser), as check:package pairs.
+DEB_NEEDS := socat:socat mpd:mpd aplay:alsa-utils lame:lame sox:sox \
+	/usr/lib/x86_64-linux-gnu/sox/libsox_fmt_mp3.so:libsox-fmt-mp3 mpg123:mpg123 ffmpeg:ffmpeg \
+	mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium
 
 .PHONY: all build run test test-go deps lint bench dist clean
 
@@ -35,16 +35,7 @@ run: build
 
 # Install the Debian packages the tests need, only those that are missing.
 deps:
-	@missing=""; for cp in $(DEB_COMMANDS); do \
-		c=$${cp%%:*}; p=$${cp#*:}; \
-		command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing="$$missing $$p"; \
-	done; \
-	dpkg -s libsox-fmt-mp3 >/dev/null 2>&1 || missing="$$missing libsox-fmt-mp3"; \
-	if [ -n "$$missing" ]; then \
-		echo "make deps: installing$$missing"; \
-		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
+	@./scripts/apt-need.sh $(DEB_NEEDS)
 
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
