@@ -442,6 +442,14 @@ func (b *box) provisionToken(repo, uidgid string) string {
 	}
 	tree := filepath.Join(prov, "tree")
 	os.MkdirAll(tree, 0o755)
+	// The box lost power: what mohd fsynced may still sit only in the
+	// ext4 journal. debugfs reads the raw filesystem, so replay the
+	// journal first, as the box's own mount would (exit 1: corrected).
+	if out, err := exec.Command("e2fsck", "-fy", part).CombinedOutput(); err != nil {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 {
+			b.t.Fatalf("e2fsck of the data partition: %v\n%s", err, out)
+		}
+	}
 	run(b.t, "debugfs", "-R", "rdump / "+tree, part)
 	data := tree
 	if entries, _ := os.ReadDir(tree); len(entries) == 1 && entries[0].IsDir() && entries[0].Name() != "library" {
