@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/mohproject/moh/internal/atomicfile"
 )
@@ -42,9 +41,3 @@ func deviceID(c *config) (string, error) {
 	}
 	return id, nil
 }
-
-func errBadFlag(name, value, want string) error {
-	return fmt.Errorf("%s %q: want %s", name, value, want)
-}
-
-func minutes(n int) time.Duration { return time.Duration(n) * time.Minute }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mohproject/moh/internal/metrics"
 	"github.com/mohproject/moh/player"
@@ -22,13 +24,13 @@ func libraryOptions(c *config, log *slog.Logger, onEvent func(kind, msg string))
 		Logger:       log,
 		OnEvent:      onEvent,
 	}
-	o.MaxDuration = minutes(c.MaxMinutes)
+	o.MaxDuration = time.Duration(c.MaxMinutes) * time.Minute
 	if strings.EqualFold(c.TargetLUFS, "off") {
 		o.NormaliseOff = true
 	} else {
 		v, err := strconv.ParseFloat(c.TargetLUFS, 64)
 		if err != nil || v > 0 || v < -70 {
-			return o, errBadFlag("--target-lufs", c.TargetLUFS, "a loudness between -70 and 0 LUFS, or off")
+			return o, fmt.Errorf("--target-lufs %q: want a loudness between -70 and 0 LUFS, or off", c.TargetLUFS)
 		}
 		o.TargetLUFS = &v
 	}
