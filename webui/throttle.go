@@ -47,11 +47,9 @@ func refill(b *bucket, now time.Time, burst float64, every time.Duration) {
 	b.at = now
 }
 
-// allow reports whether addr may try now, and if not, how long to wait.
-func (t *throttle) allow(addr string) (bool, time.Duration) {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// refilled returns addr's bucket, created if new, with it and the global
+// bucket refilled up to now. Callers hold t.mu.
+func (t *throttle) refilled(addr string, now time.Time) *bucket {
 	b := t.addrs[addr]
 	if b == nil {
 		b = &bucket{}
@@ -59,6 +57,15 @@ func (t *throttle) allow(addr string) (bool, time.Duration) {
 	}
 	refill(b, now, t.perBurst, t.perRefill)
 	refill(&t.global, now, t.allBurst, t.allRefill)
+	return b
+}
+
+// allow reports whether addr may try now, and if not, how long to wait.
+func (t *throttle) allow(addr string) (bool, time.Duration) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.refilled(addr, now)
 	if b.tokens < 1 {
 		return false, time.Duration((1 - b.tokens) * float64(t.perRefill))
 	}
@@ -73,13 +80,7 @@ func (t *throttle) fail(addr string) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	b := t.addrs[addr]
-	if b == nil {
-		b = &bucket{}
-		t.addrs[addr] = b
-	}
-	refill(b, now, t.perBurst, t.perRefill)
-	refill(&t.global, now, t.allBurst, t.allRefill)
+	b := t.refilled(addr, now)
 	b.tokens--
 	t.global.tokens--
 	// Forget full buckets so a scan from many addresses cannot grow the
