@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"syscall"
 )
 
 // apiError is an error with the HTTP status and machine-readable code it
@@ -59,6 +60,9 @@ func statusFor(err error) (int, string, string) {
 	}
 	if s, code, msg, ok := libraryStatus(err); ok {
 		return s, code, msg
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return http.StatusInsufficientStorage, "disk_full", "the box's disk is full: the change was not saved; free space (delete tracks) and try again"
 	}
 	return http.StatusInternalServerError, "internal", "internal error"
 }
