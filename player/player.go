@@ -34,6 +34,10 @@ type Options struct {
 	Events *EventLog
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Degraded lists problems beside the player that do not silence the
+	// line (disk nearly full, fleet link down), for the health model.
+	// Nil: none.
+	Degraded func() []string
 }
 
 // Status is the player as the API, the page and monitoring see it.
@@ -46,6 +50,7 @@ type Status struct {
 	Fallback       bool           `json:"fallback"` // the built-in track is on: the playlist is empty or every track was refused
 	Uptime         time.Duration  `json:"uptime_ns"`
 	Watchdog       WatchdogStatus `json:"watchdog"`
+	Health         Health         `json:"health"` // the one health verdict (AssessHealth)
 }
 
 // Player owns a backend and the admin's wanted settings.
@@ -58,6 +63,7 @@ type Player struct {
 	now      func() time.Time
 	started  time.Time
 	watchdog *Watchdog
+	degraded func() []string
 
 	mu       sync.Mutex
 	settings Settings
@@ -90,6 +96,7 @@ func New(o Options) *Player {
 		save:     o.Save,
 		events:   o.Events,
 		now:      o.Now,
+		degraded: o.Degraded,
 		settings: clampSettings(o.Settings),
 		started:  o.Now(),
 	}
@@ -270,6 +277,11 @@ func (p *Player) Status() Status {
 	if p.watchdog != nil {
 		st.Watchdog = p.watchdog.Status()
 	}
+	var degraded []string
+	if p.degraded != nil {
+		degraded = p.degraded()
+	}
+	st.Health = AssessHealth(st, p.AudioFlowing(), degraded, p.now())
 	return st
 }
 

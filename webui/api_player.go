@@ -88,36 +88,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	s.writeStatus(w, s.cachedStatus())
 }
 
-// healthDoc is GET /healthz: small, for ping checks.
-type healthDoc struct {
-	OK          bool    `json:"ok"`
-	State       string  `json:"state"`
-	Backend     string  `json:"backend"`
-	Track       string  `json:"track,omitempty"`
-	UptimeS     float64 `json:"uptime_s"`
-	Fault       string  `json:"fault,omitempty"`
-	DiskWarning string  `json:"disk_warning,omitempty"`
-	Version     string  `json:"version"`
-}
-
-// healthz answers 200 while audio flows and 503 otherwise. It needs no
-// auth and says nothing an outsider could use beyond "is it playing".
+// healthz is GET /healthz for ping checks (check_http, load balancers):
+// 200 while the health is ok or warning, 503 when critical, with the
+// health verdict as its body. It needs no auth, so it tells an outsider
+// only whether the line is alive and why not — not what plays.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	st := s.cachedStatus().doc
-	h := healthDoc{
-		OK:          st.AudioFlowing,
-		State:       string(st.State),
-		Backend:     st.Backend,
-		UptimeS:     st.UptimeS,
-		Fault:       st.Fault,
-		Version:     s.opt.Version,
-		DiskWarning: diskWarning(st.Disk),
-	}
-	if st.Track != nil {
-		h.Track = st.Track.Name
-	}
+	h := s.cachedStatus().doc.Health
 	code := http.StatusOK
-	if !h.OK {
+	if h.State == player.HealthCritical {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, h)

@@ -454,26 +454,6 @@ func TestSecurityHeaders(t *testing.T) {
 	wantError(t, resp, body, 405, "method_not_allowed")
 }
 
-func TestHealthz(t *testing.T) {
-	e := newEnv(t, envOpts{password: testPW})
-	// The stub backend plays after Run; AudioFlowing follows the player.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp, body := e.do(nil, "GET", "/healthz", nil, nil)
-		var h healthDoc
-		if err := json.Unmarshal(body, &h); err != nil {
-			t.Fatalf("healthz body %s", body)
-		}
-		if e.player.AudioFlowing() == (resp.StatusCode == 200) && h.OK == (resp.StatusCode == 200) && h.Version == "test-1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healthz %d %s, flowing %v", resp.StatusCode, body, e.player.AudioFlowing())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestVolumeValidation(t *testing.T) {
 	e := newEnv(t, envOpts{password: testPW})
 	tok, _, _ := CreateToken(e.dir, "operate", "")

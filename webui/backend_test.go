@@ -16,7 +16,10 @@ type stubBackend struct {
 	state player.State
 	vol   int
 	pl    []player.Track
+	fault string // reported as the backend's fault, with state failed
 }
+
+func (b *stubBackend) setFault(f string) { b.mu.Lock(); b.fault = f; b.mu.Unlock() }
 
 func (b *stubBackend) Name() string { return "stub" }
 func (b *stubBackend) Run(ctx context.Context) error {
@@ -31,6 +34,9 @@ func (b *stubBackend) SetVolume(v int)              { b.mu.Lock(); b.vol = v; b.
 func (b *stubBackend) Status() player.BackendStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.fault != "" {
+		return player.BackendStatus{State: player.StateFailed, Fault: b.fault, Index: -1, LevelDBFS: -120}
+	}
 	return player.BackendStatus{State: b.state, Index: -1, LevelDBFS: -120}
 }
 func (b *stubBackend) Recover(context.Context, player.Rung) error { return nil }

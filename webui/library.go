@@ -55,13 +55,3 @@ func (s *Server) diskStatus() *diskStatus {
 	d := snap.d
 	return &d
 }
-
-func diskWarning(d *diskStatus) string {
-	if d == nil || !d.Warning {
-		return ""
-	}
-	if d.Message == "" {
-		return "disk space is low"
-	}
-	return d.Message
-}

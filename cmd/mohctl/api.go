@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/mohproject/moh/player"
 )
 
 // apiError is a box's answer in the API's error shape, or a transport
@@ -125,6 +127,9 @@ type statusDoc struct {
 	Watchdog struct {
 		Recoveries uint64 `json:"recoveries"`
 	} `json:"watchdog"`
+	// Health is the box's own verdict; nil from a box older than the
+	// health model.
+	Health *player.Health `json:"health"`
 }
 
 func (a *api) status(ctx context.Context) (statusDoc, json.RawMessage, error) {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/player"
 )
 
 // fakeBox speaks mohd's HTTP API contract (DESIGN.md) in-process. It
@@ -24,6 +26,7 @@ type fakeBox struct {
 	tokens  map[string]string // token → id
 	nextTok int
 	state   string
+	fault   string // a backend fault, for the health verdict
 	volume  int
 	tracks  []track
 	events  []map[string]any
@@ -71,7 +74,8 @@ func (f *fakeBox) serve(w http.ResponseWriter, r *http.Request) {
 		st := map[string]any{"state": f.state, "backend": "direct", "volume": f.volume,
 			"playlist_length": len(f.tracks), "uptime_ns": int64(3 * time.Hour), "version": "1.0.0",
 			"watchdog": map[string]any{"recoveries": 2},
-			"disk":     map[string]any{"free_bytes": 2 << 30, "total_bytes": 8 << 30, "warning": false}}
+			"disk":     map[string]any{"free_bytes": 2 << 30, "total_bytes": 8 << 30, "warning": false},
+			"health":   f.health()}
 		if len(f.tracks) > 0 {
 			st["track"] = f.tracks[0]
 		}
@@ -165,4 +169,15 @@ func (f *fakeBox) serve(w http.ResponseWriter, r *http.Request) {
 		_ = tokID
 		f.fail(w, 404, "not_found", "no such resource")
 	}
+}
+
+// health is the verdict a real box gives in the same situation: the
+// player's own health model over the fake's state.
+func (f *fakeBox) health() player.Health {
+	st := player.Status{Wanted: player.StateStopped, Volume: f.volume}
+	st.State, st.Fault = player.State(f.state), f.fault
+	if f.state == "playing" || f.fault != "" {
+		st.Wanted = player.StatePlaying
+	}
+	return player.AssessHealth(st, f.state == "playing" && f.fault == "", nil, time.Now())
 }

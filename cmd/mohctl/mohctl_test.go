@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/player"
 )
 
 type fleetFixture struct {
@@ -81,7 +83,7 @@ func TestStatusShowsDownBoxAndFails(t *testing.T) {
 	fx.boxes["paris"].tracks = []track{{ID: "a1", Name: "Welcome.mp3"}}
 
 	code, out, errOut := runCLI(t, "--inventory", fx.inv, "status")
-	if code != exitFailed {
+	if code != player.HealthCritical.Code() {
 		t.Fatalf("exit %d with a box down; stderr %s", code, errOut)
 	}
 	if !strings.Contains(errOut, "1 of 3 boxes failed") {
@@ -91,11 +93,11 @@ func TestStatusShowsDownBoxAndFails(t *testing.T) {
 		t.Errorf("want a header and 3 rows:\n%s", out)
 	}
 	l := line(t, out, "lyon")
-	if !strings.Contains(l, "DOWN") || !strings.Contains(l, "unreachable") {
+	if !strings.Contains(l, "DOWN") || !strings.Contains(l, "unreachable") || !strings.Contains(l, "CRITICAL") {
 		t.Errorf("lyon row = %q", l)
 	}
 	p := line(t, out, "paris")
-	for _, w := range []string{"playing", "Welcome.mp3", "3h00m", " 2 ", "2.0G free (25%)", "1.0.0", "now"} {
+	for _, w := range []string{"OK", "playing", "Welcome.mp3", "3h00m", " 2 ", "2.0G free (25%)", "1.0.0", "now"} {
 		if !strings.Contains(p, w) {
 			t.Errorf("paris row %q lacks %q", p, w)
 		}
@@ -105,10 +107,10 @@ func TestStatusShowsDownBoxAndFails(t *testing.T) {
 	// the earlier run once it was up.
 	code, out, _ = runCLI(t, "--inventory", fx.inv, "status", "-o", "json")
 	var rows []row
-	if err := json.Unmarshal([]byte(out), &rows); err != nil || code != exitFailed || len(rows) != 3 {
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || code != player.HealthCritical.Code() || len(rows) != 3 {
 		t.Fatalf("json: code %d err %v\n%s", code, err, out)
 	}
-	if rows[1].Name != "lyon" || rows[1].OK || rows[1].Error == "" || *rows[2].Recoveries24h != 2 {
+	if rows[1].Name != "lyon" || rows[1].OK || rows[1].Error == "" || rows[1].Health != "critical" || *rows[2].Recoveries24h != 2 || rows[2].Health != "ok" {
 		t.Errorf("rows = %+v", rows)
 	}
 
@@ -118,6 +120,25 @@ func TestStatusShowsDownBoxAndFails(t *testing.T) {
 	}
 	if code, _, errOut = runCLI(t, "--inventory", fx.inv, "status", "--group", "xx"); code != exitFailed || !strings.Contains(errOut, `no box in group "xx"`) {
 		t.Errorf("unknown group: exit %d %s", code, errOut)
+	}
+}
+
+// The exit status is the fleet's health: a stopped box is a warning (1),
+// a box with a fault is critical (2), whatever the others do.
+func TestStatusExitIsFleetHealth(t *testing.T) {
+	fx := newFleet(t, map[string][]string{"a": nil, "b": nil})
+	if code, out, _ := runCLI(t, "--inventory", fx.inv, "status"); code != 0 || !strings.Contains(line(t, out, "a"), "OK") {
+		t.Fatalf("all playing: exit %d\n%s", code, out)
+	}
+	fx.boxes["b"].state = "stopped"
+	code, out, _ := runCLI(t, "--inventory", fx.inv, "status")
+	if l := line(t, out, "b"); code != 1 || !strings.Contains(l, "WARNING") || !strings.Contains(l, "stopped by the admin") {
+		t.Fatalf("one stopped: exit %d\n%s", code, out)
+	}
+	fx.boxes["a"].fault = "device-missing: no sound card"
+	code, out, _ = runCLI(t, "--inventory", fx.inv, "status")
+	if l := line(t, out, "a"); code != 2 || !strings.Contains(l, "CRITICAL") || !strings.Contains(l, "no sound card") {
+		t.Fatalf("one faulty: exit %d\n%s", code, out)
 	}
 }
 

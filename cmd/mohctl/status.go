@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mohproject/moh/internal/atomicfile"
+	"github.com/mohproject/moh/player"
 )
 
 func writeJSON(w io.Writer, v any) {
@@ -25,10 +26,17 @@ func (c *cli) status(ctx context.Context, t transport, boxes []Box) (int, error)
 	if c.via == "" {
 		c.rememberSeen(rows)
 	}
-	failed := 0
-	for _, r := range rows {
+	failed, worst := 0, player.HealthOK
+	for i, r := range rows {
 		if !r.OK {
 			failed++
+			rows[i].Health = string(player.HealthCritical)
+			if rows[i].HealthReason == "" {
+				rows[i].HealthReason = "no answer: callers may hear silence"
+			}
+		}
+		if h := player.HealthState(rows[i].Health); h.Code() > worst.Code() {
+			worst = h
 		}
 	}
 	if c.output == "json" {
@@ -38,14 +46,15 @@ func (c *cli) status(ctx context.Context, t transport, boxes []Box) (int, error)
 	}
 	if failed > 0 {
 		fmt.Fprintf(c.stderr, "mohctl: status: %d of %d boxes failed\n", failed, len(rows))
-		return exitFailed, nil
 	}
-	return exitOK, nil
+	// The exit status is the fleet's health, as Nagios counts it: 0 all
+	// ok, 1 any warning, 2 any critical or unreachable.
+	return worst.Code(), nil
 }
 
 func (c *cli) table(rows []row) {
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tTRACK\tUPTIME\tREC/24H\tDISK\tVERSION\tLAST SEEN\tERROR")
+	fmt.Fprintln(tw, "NAME\tHEALTH\tSTATE\tTRACK\tUPTIME\tREC/24H\tDISK\tVERSION\tLAST SEEN\tERROR")
 	now := c.now()
 	for _, r := range rows {
 		state := r.State
@@ -59,9 +68,13 @@ func (c *cli) table(rows []row) {
 		if r.Recoveries24h != nil {
 			rec = fmt.Sprint(*r.Recoveries24h)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.Name, dash(state), dash(truncate(r.Track, 32)), dash(duration(r.UptimeS)), rec,
-			dash(disk(r)), dash(r.Version), dash(ago(now, r.LastSeen)), truncate(r.Error, 80))
+		note := r.Error
+		if r.Health != string(player.HealthOK) && r.HealthReason != "" && !strings.Contains(note, r.HealthReason) {
+			note = strings.TrimPrefix(note+"; "+r.HealthReason, "; ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.Name, strings.ToUpper(dash(r.Health)), dash(state), dash(truncate(r.Track, 32)), dash(duration(r.UptimeS)), rec,
+			dash(disk(r)), dash(r.Version), dash(ago(now, r.LastSeen)), truncate(note, 80))
 	}
 	tw.Flush()
 }

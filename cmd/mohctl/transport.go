@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/mohproject/moh/player"
 )
 
 // transport reaches boxes either through their HTTP API or through the
@@ -33,7 +35,9 @@ type pushSpec struct {
 // row is one line of `mohctl status`.
 type row struct {
 	Name          string          `json:"name"`
-	OK            bool            `json:"ok"`
+	OK            bool            `json:"ok"`     // the box answered
+	Health        string          `json:"health"` // ok, warning or critical; critical for a box that did not answer
+	HealthReason  string          `json:"health_reason,omitempty"`
 	State         string          `json:"state,omitempty"`
 	Track         string          `json:"track,omitempty"`
 	UptimeS       float64         `json:"uptime_s,omitempty"`
@@ -118,6 +122,19 @@ func (h *httpTransport) statusAll(ctx context.Context, c *cli, boxes []Box) []ro
 
 func rowFromStatus(name string, s statusDoc, raw json.RawMessage) row {
 	r := row{Name: name, OK: true, State: s.State, UptimeS: float64(s.UptimeNS) / 1e9, Version: s.Version, Status: raw}
+	if h := s.Health; h != nil {
+		r.Health, r.HealthReason = string(h.State), h.Reason
+	} else {
+		// A box from before the health model: judge by what it plays.
+		switch s.State {
+		case "playing":
+			r.Health = string(player.HealthOK)
+		case "stopped":
+			r.Health, r.HealthReason = string(player.HealthWarning), "stopped"
+		default:
+			r.Health, r.HealthReason = string(player.HealthCritical), "not playing ("+s.State+")"
+		}
+	}
 	if s.Track != nil {
 		r.Track = s.Track.Name
 	}

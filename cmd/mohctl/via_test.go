@@ -16,6 +16,7 @@ import (
 
 	"github.com/mohproject/moh/fleet"
 	"github.com/mohproject/moh/fleet/fleettest"
+	"github.com/mohproject/moh/player"
 )
 
 // boxOps is the box behind a real fleet agent in these tests.
@@ -116,13 +117,13 @@ func TestViaMQTT(t *testing.T) {
 	via := []string{"--inventory", invPath, "--via", broker.URL(), "--ca", ca.CAFile, "--cert", opCert, "--key", opKey, "--timeout", "1500ms"}
 
 	code, out, errOut := runCLI(t, append(via, "status")...)
-	if code != exitFailed || !strings.Contains(errOut, "2 of 4 boxes failed") {
+	if code != player.HealthCritical.Code() || !strings.Contains(errOut, "2 of 4 boxes failed") {
 		t.Fatalf("status exit %d: %s %s", code, out, errOut)
 	}
 	if l := line(t, out, "a"); !strings.Contains(l, "playing") || !strings.Contains(l, "1.0.0") {
 		t.Errorf("a: %q", l)
 	}
-	if l := line(t, out, "c"); !strings.Contains(l, "offline") {
+	if l := line(t, out, "c"); !strings.Contains(l, "offline") || !strings.Contains(l, "CRITICAL") {
 		t.Errorf("c: %q", l)
 	}
 	if l := line(t, out, "never"); !strings.Contains(l, "no status on the broker") {

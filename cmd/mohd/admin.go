@@ -121,7 +121,10 @@ func checkCommand(fs *flag.FlagSet, c *config, args []string, stdout, stderr io.
 	fs.DurationVar(&o.RecentFault, "recent-fault", 15*time.Minute, "a watchdog fault this recent is a WARNING")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "give up after this long (UNKNOWN)")
 	url := fs.String("url", "", "base URL of mohd (default: from --listen)")
-	if err := parseFlags(fs, c, args); err != nil {
+	caFile := fs.String("cacert", "", "with --url https://…: trust the CA certificates in this PEM file")
+	pin := fs.String("pin-sha256", "", "with --url https://…: trust exactly the certificate with this SHA-256 fingerprint (the box's self-signed one)")
+	err := parseFlags(fs, c, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return check.Unknown
 		}
@@ -133,7 +136,11 @@ func checkCommand(fs *flag.FlagSet, c *config, args []string, stdout, stderr io.
 	if o.URL == "" {
 		o.URL = localURL(c.Listen, tlsOn)
 	}
-	if tlsOn && *url == "" {
+	if o.Client, err = check.TLSClient(*caFile, *pin); err != nil {
+		fmt.Fprintln(stdout, "MOH UNKNOWN -", err)
+		return check.Unknown
+	}
+	if tlsOn && *url == "" && o.Client == nil {
 		// The check asks its own box over loopback, whose certificate is
 		// often the self-signed one: there is no one in between to trust.
 		o.Client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}

@@ -69,7 +69,9 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 		return err
 	}
 	store := newStateStore(c.Data, log)
+	var agent *fleet.Agent // set below, before anything asks for status
 	p := player.New(player.Options{
+		Degraded: func() []string { return degradedParts(lib, agent) },
 		Backend:  backend,
 		Logger:   log,
 		Fallback: fallback,
@@ -90,7 +92,6 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	})
 	p.SetWatchdog(wd)
 
-	var agent *fleet.Agent
 	if c.MQTTBroker != "" {
 		id, err := deviceID(c)
 		if err != nil {
@@ -208,6 +209,20 @@ func notifySystemd(ctx context.Context, ok func() bool, log *slog.Logger) error 
 			}
 		}
 	}
+}
+
+// degradedParts lists what is wrong beside the player without silencing
+// the line, for the health model: the disk filling up, the fleet link
+// down.
+func degradedParts(lib *uploads.Library, agent *fleet.Agent) []string {
+	var out []string
+	if d := lib.Disk(); d.Warning {
+		out = append(out, d.Message)
+	}
+	if agent != nil && !agent.Connected() {
+		out = append(out, "fleet link down: the box cannot be managed from the fleet")
+	}
+	return out
 }
 
 func splitList(s string) []string {

@@ -42,16 +42,11 @@ type Options struct {
 	Now func() time.Time
 }
 
-// health is the part of GET /healthz the check reads.
+// health is GET /healthz: the box's one health verdict.
 type health struct {
-	OK          bool    `json:"ok"`
-	State       string  `json:"state"`
-	Backend     string  `json:"backend"`
-	Track       string  `json:"track"`
-	Fault       string  `json:"fault"`
-	DiskWarning any     `json:"disk_warning"`
-	UptimeS     float64 `json:"uptime_s"`
-	Version     string  `json:"version"`
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+	Silent bool   `json:"silent"`
 }
 
 type result struct {
@@ -143,25 +138,17 @@ func evaluate(ctx context.Context, o Options) result {
 		m = parse(string(body))
 	}
 
-	wanted, hasWanted := m.get("moh_playing_wanted", nil)
-	switch {
-	case h.OK:
-		what := "playing"
-		if h.Track != "" {
-			what += fmt.Sprintf(" %q", h.Track)
-		}
-		if h.Backend != "" {
-			what += " on " + h.Backend
-		}
-		r.raise(OK, what)
-	case hasWanted && wanted == 0:
-		r.raise(Warning, "stopped by the admin (the line is silent)")
+	// The box's own verdict is the floor of the answer: the check adds
+	// only the thresholds its caller configured (disk, recent faults).
+	switch h.State {
+	case "ok":
+		r.raise(OK, h.Reason)
+	case "warning":
+		r.raise(Warning, h.Reason)
+	case "critical":
+		r.raise(Critical, h.Reason)
 	default:
-		msg := "audio not flowing (state " + h.State
-		if h.Fault != "" {
-			msg += ", " + h.Fault
-		}
-		r.raise(Critical, msg+")")
+		r.raise(Unknown, fmt.Sprintf("unexpected health state %q from /healthz", h.State))
 	}
 	if !metricsOK {
 		if err == nil {
@@ -181,20 +168,20 @@ func evaluate(ctx context.Context, o Options) result {
 			case pct < o.DiskWarnPct:
 				r.raise(Warning, fmt.Sprintf("disk nearly full: %.1f%% free (%s)", pct, human(free)))
 			}
-			r.perf = append(r.perf, fmt.Sprintf("disk_free=%.1f%%;%g;%g;0;100", pct, o.DiskWarnPct, o.DiskCritPct))
+			// "15:" is Nagios' range for "alert below 15".
+			r.perf = append(r.perf, fmt.Sprintf("disk_free=%.1f%%;%g:;%g:;0;100", pct, o.DiskWarnPct, o.DiskCritPct))
 		}
 	}
 	if v, ok := m.get("moh_disk_error", nil); ok && v == 1 {
 		r.raise(Warning, "cannot read free disk space")
 	}
-	if ts, labels, ok := m.first("moh_watchdog_last_fault_timestamp_seconds"); ok && h.OK {
+	// The box itself warns for a while after a recovery; a longer
+	// --recent-fault keeps warning beyond that.
+	if ts, labels, ok := m.first("moh_watchdog_last_fault_timestamp_seconds"); ok && h.State == "ok" {
 		at := time.Unix(0, int64(ts*1e9))
 		if age := o.Now().Sub(at); age < o.RecentFault {
 			r.raise(Warning, fmt.Sprintf("watchdog recovered from %q %s ago", labels["fault"], age.Round(time.Second)))
 		}
-	}
-	if v, ok := m.get("moh_mqtt_connected", nil); ok && v == 0 {
-		r.raise(Warning, "fleet MQTT link down")
 	}
 
 	if v, ok := m.get("moh_output_level_dbfs", nil); ok {

@@ -28,8 +28,11 @@ type box struct {
 	p          *fakePlayer
 	free       uint64
 	mqtt       bool
-	healthCode int // 0: derived from flowing
+	healthCode int // 0: derived from the health model
+	now        time.Time
 	noMetrics  bool
+	// recentFault is the check's --recent-fault (0: its default).
+	recentFault time.Duration
 }
 
 func (b *box) handler() http.Handler {
@@ -43,7 +46,7 @@ func (b *box) handler() http.Handler {
 		code := b.healthCode
 		if code == 0 {
 			code = http.StatusOK
-			if !b.p.flowing {
+			if b.health().State == player.HealthCritical {
 				code = http.StatusServiceUnavailable
 			}
 		}
@@ -53,13 +56,22 @@ func (b *box) handler() http.Handler {
 			w.Write([]byte("oops"))
 			return
 		}
-		st := b.p.Status()
-		json.NewEncoder(w).Encode(map[string]any{"ok": b.p.flowing, "state": st.State, "backend": st.Backend, "track": "Hold music", "fault": st.Fault, "version": "test"})
+		json.NewEncoder(w).Encode(b.health())
 	})
 	if !b.noMetrics {
 		mux.Handle("/metrics", m.Handler())
 	}
 	return mux
+}
+
+// health is what mohd's /healthz serves: the player's one health model
+// over the fake status, with the fleet link as a degraded part.
+func (b *box) health() player.Health {
+	var degraded []string
+	if !b.mqtt {
+		degraded = append(degraded, "fleet link down")
+	}
+	return player.AssessHealth(b.p.Status(), b.p.flowing, degraded, b.now)
 }
 
 func TestCheck(t *testing.T) {
@@ -77,37 +89,42 @@ func TestCheck(t *testing.T) {
 		code  int
 		want  []string
 	}{
-		{"healthy", func(b *box) {}, OK, []string{`MOH OK - playing "Hold music" on direct |`, "disk_free=50.0%;15;5;0;100", "level=-20.0dB", "recoveries=2c", "uptime=3600s"}},
+		{"healthy", func(b *box) {}, OK, []string{`MOH OK - audio flowing |`, "disk_free=50.0%;15:;5:;0;100", "level=-20.0dB", "recoveries=2c", "uptime=3600s"}},
 		{"disk nearly full", func(b *box) { b.free = 100 << 20 }, Warning, []string{"MOH WARNING", "disk nearly full: 10.0% free (100.0 MiB)"}},
 		{"disk full", func(b *box) { b.free = 20 << 20 }, Critical, []string{"MOH CRITICAL", "disk 2.0% free"}},
 		{"recent fault", func(b *box) {
 			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-5 * time.Minute), Fault: "stalled"}
-		}, Warning, []string{`watchdog recovered from "stalled" 5m0s ago`}},
+		}, Warning, []string{`recovered from stalled 5m0s ago`}},
+		{"fault older than the box's window, within --recent-fault", func(b *box) {
+			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-20 * time.Minute), Fault: "stalled"}
+			b.recentFault = 30 * time.Minute
+		}, Warning, []string{`watchdog recovered from "stalled" 20m0s ago`}},
+		{"volume 0", func(b *box) { b.p.st.Volume = 0 }, Warning, []string{"volume is 0: callers hear silence"}},
 		{"old fault", func(b *box) {
 			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-time.Hour), Fault: "stalled"}
 		}, OK, nil},
 		{"silent", func(b *box) {
 			b.p.flowing = false
 			b.p.st.State, b.p.st.Fault = player.StateRecovering, "stalled: no frames for 2s"
-		}, Critical, []string{"audio not flowing (state recovering, stalled: no frames for 2s)"}},
-		{"silent and disk low", func(b *box) { b.p.flowing = false; b.free = 100 << 20 }, Critical, []string{"audio not flowing", "disk nearly full"}},
+		}, Critical, []string{"no audio: stalled: no frames for 2s"}},
+		{"silent and disk low", func(b *box) { b.p.flowing = false; b.free = 100 << 20 }, Critical, []string{"no audio", "disk nearly full"}},
 		{"stopped by admin", func(b *box) {
 			b.p.flowing = false
 			b.p.st.State, b.p.st.Wanted = player.StateStopped, player.StateStopped
 		}, Warning, []string{"stopped by the admin"}},
-		{"mqtt down", func(b *box) { b.mqtt = false }, Warning, []string{"fleet MQTT link down"}},
+		{"mqtt down", func(b *box) { b.mqtt = false }, Warning, []string{"fleet link down"}},
 		{"bad healthz", func(b *box) { b.healthCode = http.StatusInternalServerError }, Unknown, []string{"MOH UNKNOWN - unexpected /healthz answer: HTTP 500"}},
 		{"no metrics", func(b *box) { b.noMetrics = true }, Unknown, []string{"cannot read /metrics: HTTP 404"}},
-		{"no metrics but silent", func(b *box) { b.noMetrics = true; b.p.flowing = false }, Critical, []string{"audio not flowing"}},
+		{"no metrics but silent", func(b *box) { b.noMetrics = true; b.p.flowing = false }, Critical, []string{"no audio"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b := &box{p: playing(), free: 500 << 20, mqtt: true}
+			b := &box{p: playing(), free: 500 << 20, mqtt: true, now: now}
 			c.setup(b)
 			srv := httptest.NewServer(b.handler())
 			defer srv.Close()
 			var out bytes.Buffer
-			code := Run(context.Background(), Options{URL: srv.URL, Now: func() time.Time { return now }}, &out)
+			code := Run(context.Background(), Options{URL: srv.URL, RecentFault: b.recentFault, Now: func() time.Time { return now }}, &out)
 			line := out.String()
 			if code != c.code {
 				t.Errorf("exit %d, want %d: %s", code, c.code, line)

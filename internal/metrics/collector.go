@@ -29,6 +29,8 @@ var (
 	descDiskTotal   = prometheus.NewDesc("moh_disk_total_bytes", "Size of the library's file system.", nil, nil)
 	descDiskError   = prometheus.NewDesc("moh_disk_error", "1 when free space could not be read.", nil, nil)
 	descMQTT        = prometheus.NewDesc("moh_mqtt_connected", "1 while the fleet agent is connected to its broker.", nil, nil)
+	descHealth      = prometheus.NewDesc("moh_health_state", "The line's health: 0 ok (audio flows), 1 warning (silent on purpose, or degraded), 2 critical (silent by fault); what /healthz and mohd check say.", nil, nil)
+	descSilent      = prometheus.NewDesc("moh_callers_hear_silence", "1 while callers hear silence (admin stop, volume 0, or a fault).", nil, nil)
 )
 
 // collector reads the player and friends at scrape time.
@@ -59,6 +61,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(ch, descInfo, 1, c.o.Version)
 	if p := c.o.Player; p != nil {
 		st := p.Status()
+		gauge(ch, descHealth, float64(st.Health.State.Code()))
+		gauge(ch, descSilent, b2f(st.Health.Silent))
 		gauge(ch, descPlaying, b2f(st.State == player.StatePlaying))
 		gauge(ch, descFlowing, b2f(p.AudioFlowing()))
 		gauge(ch, descWanted, b2f(st.Wanted == player.StatePlaying))
@@ -73,13 +77,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, descFrames, float64(st.Frames))
 		w := st.Watchdog
 		gauge(ch, descWDHealthy, b2f(w.Fault == ""))
-		for k, v := range w.FaultsByClass {
+		// Every class and rung is there from the start, at 0, so that an
+		// alert on increase() fires on the first fault.
+		for k, v := range withZeros(w.FaultsByClass, player.FaultClasses) {
 			counter(ch, descFaults, float64(v), k)
 		}
-		for k, v := range w.RecoveriesByRung {
+		for k, v := range withZeros(w.RecoveriesByRung, rungNames) {
 			counter(ch, descRecoveries, float64(v), k)
 		}
-		for k, v := range w.AttemptsByRung {
+		for k, v := range withZeros(w.AttemptsByRung, rungNames) {
 			counter(ch, descAttempts, float64(v), k)
 		}
 		if lf := w.LastFault; lf != nil && !lf.Time.IsZero() {
@@ -103,4 +109,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.o.MQTTConnected != nil {
 		gauge(ch, descMQTT, b2f(c.o.MQTTConnected()))
 	}
+}
+
+var rungNames = func() []string {
+	var out []string
+	for _, r := range player.Rungs {
+		out = append(out, r.String())
+	}
+	return out
+}()
+
+// withZeros returns counts with every one of names present.
+func withZeros(counts map[string]uint64, names []string) map[string]uint64 {
+	out := make(map[string]uint64, len(counts)+len(names))
+	for _, n := range names {
+		out[n] = 0
+	}
+	for k, v := range counts {
+		out[k] = v
+	}
+	return out
 }

@@ -154,3 +154,32 @@ func grep(s, sub string) string {
 	}
 	return b.String()
 }
+
+func TestHealthStateAndCountersFromTheStart(t *testing.T) {
+	for _, tc := range []struct {
+		h      player.Health
+		state  string
+		silent string
+	}{
+		{player.Health{State: player.HealthOK}, "moh_health_state 0\n", "moh_callers_hear_silence 0\n"},
+		{player.Health{State: player.HealthWarning, Silent: true}, "moh_health_state 1\n", "moh_callers_hear_silence 1\n"},
+		{player.Health{State: player.HealthCritical, Silent: true}, "moh_health_state 2\n", "moh_callers_hear_silence 1\n"},
+	} {
+		m := New(Options{Player: &fakePlayer{st: player.Status{Health: tc.h}}})
+		out := scrape(t, m.Handler())
+		if !strings.Contains(out, tc.state) || !strings.Contains(out, tc.silent) {
+			t.Errorf("health %s: want %q and %q in:\n%s", tc.h.State, tc.state, tc.silent, out)
+		}
+		// A box that never had a fault still exports every counter at 0.
+		for _, want := range []string{
+			`moh_watchdog_faults_total{fault="stalled"} 0`,
+			`moh_watchdog_faults_total{fault="mpd-exited"} 0`,
+			`moh_watchdog_recoveries_total{rung="replay"} 0`,
+			`moh_watchdog_attempts_total{rung="restart-backend"} 0`,
+		} {
+			if !strings.Contains(out, want+"\n") {
+				t.Errorf("missing %q before any fault", want)
+			}
+		}
+	}
+}
