@@ -160,12 +160,16 @@ func (c *Client) Send(ctx context.Context, target Target, cmd Command, expect []
 			close(done)
 		}
 	}
+	payload, _ := json.Marshal(cmd)
+	if len(payload) > MaxCommandBytes {
+		// A box would refuse it, or the broker drop it unseen.
+		return nil, fmt.Errorf("command of %d bytes exceeds the fleet limit of %d bytes", len(payload), MaxCommandBytes)
+	}
 	replyFilter := "moh/+/reply/" + cmd.ID
 	if err := wait(ctx, c.c.Subscribe(replyFilter, 1, handler)); err != nil {
 		return nil, fmt.Errorf("subscribe to replies: %w", err)
 	}
 	defer c.c.Unsubscribe(replyFilter)
-	payload, _ := json.Marshal(cmd)
 	if err := wait(ctx, c.c.Publish(topic, 1, false, payload)); err != nil {
 		return nil, fmt.Errorf("publish command: %w", err)
 	}

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +23,9 @@ const MaxCommandTTL = 24 * time.Hour
 const (
 	queueDepth = 64
 	workers    = 2
+	// replyHeadroom keeps a reply under BrokerMessageLimit with room to
+	// spare for a broker that counts more than the payload.
+	replyHeadroom = 1 << 10
 )
 
 // commander answers commands: it refuses expired and malformed ones,
@@ -70,6 +75,17 @@ func (m *commander) start(ctx context.Context, wg *sync.WaitGroup) {
 // and queues.
 func (m *commander) onMessage(c mqtt.Client, msg mqtt.Message) {
 	a := m.a
+	if n := len(msg.Payload()); n > MaxCommandBytes {
+		// Refused before decoding: a huge command (a reorder of a
+		// million ids) would cost the box memory and CPU meant for
+		// playback. Answer if the id can be found in the first bytes.
+		id := peekID(msg.Payload())
+		a.log.Warn("refused oversized command", "topic", msg.Topic(), "id", id, "bytes", n, "limit", MaxCommandBytes)
+		if id != "" {
+			m.reply(c, id, fail(CodeTooLarge, fmt.Sprintf("command of %d bytes exceeds the limit of %d bytes", n, MaxCommandBytes)), time.Time{})
+		}
+		return
+	}
 	var cmd Command
 	if err := json.Unmarshal(msg.Payload(), &cmd); err != nil {
 		a.log.Warn("unreadable command", "topic", msg.Topic(), "err", err)
@@ -85,7 +101,7 @@ func (m *commander) onMessage(c mqtt.Client, msg mqtt.Message) {
 		return
 	}
 	if !now.Before(cmd.Expires) {
-		a.log.Info("refused expired command", "id", cmd.ID, "op", cmd.Op, "expired", cmd.Expires)
+		a.log.Info("refused expired command", "id", cmd.ID, "op", cmd.Op, "expired", cmd.Expires, "when", "arrived")
 		m.reply(c, cmd.ID, fail(CodeExpired, "command expired at "+cmd.Expires.UTC().Format(time.RFC3339)), time.Time{})
 		return
 	}
@@ -114,6 +130,13 @@ func (m *commander) onMessage(c mqtt.Client, msg mqtt.Message) {
 }
 
 func (m *commander) run(ctx context.Context, j job) {
+	// Checked again here, not only on arrival: a command can wait in the
+	// queue behind a long download, and a stale order must not run late.
+	if now := m.a.now(); !now.Before(j.cmd.Expires) {
+		m.a.log.Warn("refused expired command", "id", j.cmd.ID, "op", j.cmd.Op, "expired", j.cmd.Expires, "late", now.Sub(j.cmd.Expires), "when", "queued")
+		m.reply(j.c, j.cmd.ID, fail(CodeExpired, "command expired at "+j.cmd.Expires.UTC().Format(time.RFC3339)+" while it waited to run"), j.cmd.Expires)
+		return
+	}
 	r := m.exec(ctx, j.cmd)
 	if r.Error != nil {
 		m.a.log.Warn("command failed", "id", j.cmd.ID, "op", j.cmd.Op, "err", r.Error)
@@ -228,6 +251,13 @@ func baseName(raw string) string {
 func (m *commander) reply(c mqtt.Client, id string, r Reply, keep time.Time) {
 	r.ID, r.Device = id, m.a.o.DeviceID
 	b, _ := json.Marshal(r)
+	if len(b) > BrokerMessageLimit-replyHeadroom {
+		// The broker would drop it without a word and the operator
+		// would only see a timeout; say why instead.
+		m.a.log.Warn("reply too large for the broker", "id", id, "bytes", len(b), "limit", BrokerMessageLimit)
+		b, _ = json.Marshal(Reply{ID: id, Device: m.a.o.DeviceID, Error: &ReplyError{Code: CodeTooLarge,
+			Message: fmt.Sprintf("reply of %d bytes exceeds the broker's message_size_limit of %d bytes", len(b), BrokerMessageLimit)}})
+	}
 	if !keep.IsZero() {
 		m.mu.Lock()
 		if s := m.recent[id]; s != nil {
@@ -259,6 +289,57 @@ func (m *commander) prune(now time.Time) {
 	for id, s := range m.recent {
 		if !now.Before(s.expires) {
 			delete(m.recent, id)
+		}
+	}
+}
+
+// peekBytes is how much of an oversized payload peekID looks at: the id
+// comes first in what Client.Send publishes, and is at most 128 bytes.
+const peekBytes = 1 << 10
+
+// peekID finds the top-level "id" of a command from the first peekBytes
+// of its payload, without decoding the rest, so that a payload refused
+// for its size can still be answered. It returns "" when the id is not
+// there or is not a valid request id.
+func peekID(payload []byte) string {
+	d := json.NewDecoder(bytes.NewReader(payload[:min(len(payload), peekBytes)]))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for {
+		k, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		key, ok := k.(string)
+		if !ok {
+			return "" // the object ended without an id
+		}
+		v, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		// Matched the way json.Unmarshal matches the Command field.
+		if strings.EqualFold(key, "id") {
+			s, ok := v.(string)
+			if !ok || ValidName(s) != nil {
+				return ""
+			}
+			return s
+		}
+		if dl, ok := v.(json.Delim); ok && (dl == '{' || dl == '[') {
+			for depth := 1; depth > 0; {
+				t, err := d.Token()
+				if err != nil {
+					return ""
+				}
+				switch t {
+				case json.Delim('{'), json.Delim('['):
+					depth++
+				case json.Delim('}'), json.Delim(']'):
+					depth--
+				}
+			}
 		}
 	}
 }

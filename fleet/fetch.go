@@ -20,6 +20,33 @@ import (
 // command promised; the file never reaches the library.
 var errChecksum = errors.New("sha256 mismatch")
 
+// errInsecureRedirect means an https download was redirected to a
+// non-https URL; the redirect is not followed.
+var errInsecureRedirect = errors.New("only https:// URLs are accepted")
+
+// httpsOnly returns a copy of client that refuses to follow a redirect to
+// anything but https: the sha256 still guards the content, but a
+// downgrade would tell anyone on the path what the box fetches and let
+// them hold or fake the answer. Other redirect rules of client still
+// apply.
+func httpsOnly(client *http.Client) *http.Client {
+	c := *client
+	next := client.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" {
+			return fmt.Errorf("redirect to %s refused: %w", req.URL.Redacted(), errInsecureRedirect)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 { // net/http's own default
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
+}
+
 // fetchVerified downloads rawURL (https only) into a temp file in dir,
 // hashing as it streams, and returns the open file positioned at its start
 // only if the content has exactly the wanted sha256 and at most maxBytes.
@@ -41,7 +68,7 @@ func fetchVerified(ctx context.Context, client *http.Client, rawURL, wantHex, di
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
 	}
-	resp, err := client.Do(req)
+	resp, err := httpsOnly(client).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("download: %w", err)
 	}

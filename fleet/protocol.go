@@ -28,12 +28,34 @@ const (
 	CodeChecksum   = "checksum_mismatch"
 	CodeDownload   = "download_failed"
 	CodeFailed     = "failed"
+	CodeTooLarge   = "too_large"
 )
+
+// MaxCommandBytes bounds a command's payload; a box refuses a bigger one
+// before decoding it. Commands are small: add_track carries a URL and a
+// hash, not the track, and the longest legitimate one, a reorder of the
+// whole playlist, takes about 20 bytes per track id (13,000 tracks fit).
+const MaxCommandBytes = 256 << 10
+
+// BrokerMessageLimit is the message_size_limit the documented broker
+// config sets (fleet/README.md): the broker drops any bigger message, so
+// a box never even receives it. It sits above MaxCommandBytes to leave
+// room for replies (a tracks listing takes about 600 bytes per track)
+// and a box refuses to publish a reply bigger than it, which the broker
+// would drop unseen.
+const BrokerMessageLimit = 1 << 20
+
+// BrokerPacketLimit is the documented broker's max_packet_size: a client
+// sending a bigger packet is disconnected before the broker buffers it,
+// so a flood of huge publishes cannot exhaust the broker's memory.
+const BrokerPacketLimit = 2 << 20
 
 // Command is one request published on a command topic. ID makes it
 // idempotent (a box answers a repeated ID with its first answer and does
 // not act twice); Expires makes a box that comes back online refuse it
-// instead of replaying stale orders.
+// instead of replaying stale orders, and is checked again when a worker
+// takes the command, so one that waited too long in the queue is refused
+// too. The JSON payload may be at most MaxCommandBytes.
 type Command struct {
 	ID      string    `json:"id"`
 	Op      string    `json:"op"`

@@ -41,6 +41,16 @@ func mosquittoBin() (string, error) {
 	return "/usr/sbin/mosquitto", nil
 }
 
+// MessageSizeLimit and MaxPacketSize are the broker limits moh documents
+// (fleet/README.md; fleet.BrokerMessageLimit and fleet.BrokerPacketLimit,
+// repeated here because fleet's own tests import this package and a test
+// checks the two agree): a bigger publish is dropped, a bigger packet
+// costs the sender its connection.
+const (
+	MessageSizeLimit = 1 << 20
+	MaxPacketSize    = 2 << 20
+)
+
 // ACL is the rule set moh documents: a device reads its own and its
 // groups' command topics and writes its status and replies; the operator
 // writes every command topic and reads every status and reply. groups
@@ -94,6 +104,8 @@ log_type error
 log_type warning
 log_type notice
 max_keepalive 120
+message_size_limit %d
+max_packet_size %d
 listener %d 127.0.0.1
 cafile %s
 certfile %s
@@ -102,7 +114,7 @@ require_certificate true
 use_identity_as_username true
 allow_anonymous false
 acl_file %s
-`, port, ca.CAFile, cert, key, aclFile)
+`, MessageSizeLimit, MaxPacketSize, port, ca.CAFile, cert, key, aclFile)
 	if os.Geteuid() == 0 {
 		// As root mosquitto would switch to the mosquitto user, which
 		// cannot read the test's private temp dir.
