@@ -170,10 +170,14 @@ func (m *commander) exec(ctx context.Context, cmd Command) Reply {
 	case OpTracks:
 		return okResult(ops.Tracks())
 	case OpPlay:
-		ops.Play()
+		if err := ops.Play(); err != nil {
+			return fail(CodeFailed, err.Error())
+		}
 		return okResult(nil)
 	case OpStop:
-		ops.Stop()
+		if err := ops.Stop(); err != nil {
+			return fail(CodeFailed, err.Error())
+		}
 		return okResult(nil)
 	case OpNext:
 		ops.Next()
@@ -182,7 +186,9 @@ func (m *commander) exec(ctx context.Context, cmd Command) Reply {
 		if cmd.Volume == nil || *cmd.Volume < 0 || *cmd.Volume > 100 {
 			return fail(CodeBadRequest, "volume must be 0..100")
 		}
-		ops.SetVolume(*cmd.Volume)
+		if err := ops.SetVolume(*cmd.Volume); err != nil {
+			return fail(CodeFailed, err.Error())
+		}
 		return okResult(map[string]int{"volume": *cmd.Volume})
 	case OpRemoveTrack:
 		if cmd.TrackID == "" {

@@ -54,27 +54,30 @@ func (f *fakeOps) Tracks() any {
 	return append([]string{}, f.order...)
 }
 
-func (f *fakeOps) Play() {
+func (f *fakeOps) Play() error {
 	f.record("play")
 	f.mu.Lock()
 	f.playing = true
 	f.mu.Unlock()
+	return nil
 }
 
-func (f *fakeOps) Stop() {
+func (f *fakeOps) Stop() error {
 	f.record("stop")
 	f.mu.Lock()
 	f.playing = false
 	f.mu.Unlock()
+	return nil
 }
 
 func (f *fakeOps) Next() { f.record("next") }
 
-func (f *fakeOps) SetVolume(v int) {
+func (f *fakeOps) SetVolume(v int) error {
 	f.record("volume")
 	f.mu.Lock()
 	f.volume = v
 	f.mu.Unlock()
+	return nil
 }
 
 func (f *fakeOps) AddTrack(_ context.Context, name string, r io.Reader) (string, error) {

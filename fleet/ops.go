@@ -14,10 +14,12 @@ type Ops interface {
 	Status() any
 	// Tracks is the playlist in order, as the API shows it.
 	Tracks() any
-	Play()
-	Stop()
+	// Play, Stop and SetVolume save the change before it goes live; an
+	// error means it was refused and nothing changed.
+	Play() error
+	Stop() error
 	Next()
-	SetVolume(v int)
+	SetVolume(v int) error
 	// AddTrack ingests a verified track into the library and returns
 	// its id.
 	AddTrack(ctx context.Context, name string, r io.Reader) (string, error)

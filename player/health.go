@@ -90,8 +90,8 @@ func silenceReason(st Status) string {
 		return "no audio: " + st.Fault
 	case st.Watchdog.Fault != "":
 		return "no audio: " + st.Watchdog.Fault + " (the watchdog is recovering)"
-	case st.State == StateStarting || st.Watchdog.State == WatchdogStarting:
-		return "starting: no audio yet"
+	case st.State == StateStarting || st.Watchdog.State == WatchdogStarting || st.Watchdog.State == watchdogStoppedRun:
+		return "starting: no audio verified yet"
 	case st.State != StatePlaying:
 		return fmt.Sprintf("no audio: the player is %s", st.State)
 	}

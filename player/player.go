@@ -27,7 +27,9 @@ type Options struct {
 	// silent.
 	Fallback Track
 	Settings Settings
-	// Save persists Settings when the admin changes them. Nil: not saved.
+	// Save persists Settings when the admin changes them, before they are
+	// made live; an error refuses the change. Calls never overlap. Nil:
+	// not saved.
 	Save func(Settings) error
 	// Events receives faults, recoveries and admin actions. Nil: a new
 	// log of 200 events.
@@ -65,6 +67,10 @@ type Player struct {
 	watchdog *Watchdog
 	degraded func() []string
 
+	// changeMu orders admin changes: each is saved and made live before
+	// the next starts. It is held across the save (disk I/O), so the audio
+	// path and Status never take it; they take mu.
+	changeMu sync.Mutex
 	mu       sync.Mutex
 	settings Settings
 	playlist []Track
@@ -116,6 +122,9 @@ func (p *Player) Events() *EventLog { return p.events }
 
 // Run plays until ctx is done.
 func (p *Player) Run(ctx context.Context) error {
+	// Under changeMu, so an admin change arriving now is not undone by
+	// applying the settings it replaced.
+	p.changeMu.Lock()
 	p.mu.Lock()
 	s := p.settings
 	p.backend.SetPlaylist(p.effectivePlaylist())
@@ -126,6 +135,7 @@ func (p *Player) Run(ctx context.Context) error {
 	} else {
 		p.backend.Stop()
 	}
+	p.changeMu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	parts := []func(context.Context) error{p.backend.Run, p.guardFallback}
@@ -203,16 +213,16 @@ func (p *Player) Playlist() []Track {
 	return append([]Track(nil), p.playlist...)
 }
 
-// Play starts playback and remembers that it is wanted.
-func (p *Player) Play() {
-	p.change(func(s *Settings) { s.Playing = true }, "play")
-	p.backend.Play()
+// Play starts playback and remembers that it is wanted. An error means
+// the change could not be saved: nothing changed, live or on disk.
+func (p *Player) Play() error {
+	return p.change(func(s *Settings) { s.Playing = true }, "play", p.backend.Play)
 }
 
-// Stop stops playback and remembers that silence is wanted.
-func (p *Player) Stop() {
-	p.change(func(s *Settings) { s.Playing = false }, "stop")
-	p.backend.Stop()
+// Stop stops playback and remembers that silence is wanted. An error means
+// the change could not be saved: nothing changed, live or on disk.
+func (p *Player) Stop() error {
+	return p.change(func(s *Settings) { s.Playing = false }, "stop", p.backend.Stop)
 }
 
 // Next skips to the next track.
@@ -221,11 +231,11 @@ func (p *Player) Next() {
 	p.backend.Next()
 }
 
-// SetVolume sets and remembers the volume (clamped to 0..100).
-func (p *Player) SetVolume(v int) {
+// SetVolume sets and remembers the volume (clamped to 0..100). An error
+// means the change could not be saved: nothing changed, live or on disk.
+func (p *Player) SetVolume(v int) error {
 	v = min(max(v, 0), 100)
-	p.change(func(s *Settings) { s.Volume = v }, "volume")
-	p.backend.SetVolume(v)
+	return p.change(func(s *Settings) { s.Volume = v }, "volume", func() { p.backend.SetVolume(v) })
 }
 
 // Settings returns the wanted settings.
@@ -235,23 +245,36 @@ func (p *Player) Settings() Settings {
 	return p.settings
 }
 
-// change applies an admin change and persists it only if something
-// actually changed, so repeated API calls do not wear the flash.
-func (p *Player) change(f func(*Settings), what string) {
+// change applies an admin change: saved first, then made live, all under
+// changeMu, so concurrent changes are saved and applied in one order and
+// the last one acknowledged is both what plays and what a restart comes
+// back to. If the save fails, nothing is made live and the error (wrapping
+// its errno, e.g. ENOSPC) goes back to the caller, so what the client is
+// told, what plays and what is saved stay the same. Only a real change is
+// saved, so repeated API calls do not wear the flash; apply runs either
+// way, as a play request also nudges a backend that stopped on its own.
+func (p *Player) change(f func(*Settings), what string, apply func()) error {
+	p.changeMu.Lock()
+	defer p.changeMu.Unlock()
 	p.mu.Lock()
 	old := p.settings
-	f(&p.settings)
-	s := p.settings
+	s := old
 	p.mu.Unlock()
-	if s == old {
-		return
-	}
-	p.events.Add(Event{Kind: "admin", Message: what})
-	if p.save != nil {
-		if err := p.save(s); err != nil {
-			p.log.Error("save settings", "err", err)
+	f(&s)
+	if s != old {
+		if p.save != nil {
+			if err := p.save(s); err != nil {
+				p.log.Error("settings not saved; the change is refused", "change", what, "err", err)
+				return fmt.Errorf("save %s: %w", what, err)
+			}
 		}
+		p.mu.Lock()
+		p.settings = s
+		p.mu.Unlock()
+		p.events.Add(Event{Kind: "admin", Message: what})
 	}
+	apply()
+	return nil
 }
 
 // Status returns a snapshot for the API.

@@ -2,8 +2,13 @@ package player
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -11,6 +16,17 @@ import (
 // newTestPlayer runs a Player over the real direct backend into a paced
 // null sink, with the built-in track as fallback.
 func newTestPlayer(t *testing.T, saved *[]Settings) (*Player, context.CancelFunc) {
+	t.Helper()
+	return newTestPlayerSave(t, func(s Settings) error {
+		if saved != nil {
+			*saved = append(*saved, s)
+		}
+		return nil
+	})
+}
+
+// newTestPlayerSave is newTestPlayer with the given Save.
+func newTestPlayerSave(t *testing.T, save func(Settings) error) (*Player, context.CancelFunc) {
 	t.Helper()
 	dir := t.TempDir()
 	fb, err := EnsureFallback(dir)
@@ -25,12 +41,7 @@ func newTestPlayer(t *testing.T, saved *[]Settings) (*Player, context.CancelFunc
 		Backend:  d,
 		Fallback: fb,
 		Settings: DefaultSettings,
-		Save: func(s Settings) error {
-			if saved != nil {
-				*saved = append(*saved, s)
-			}
-			return nil
-		},
+		Save:     save,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -126,4 +137,115 @@ func TestSettingsSavedOnlyOnChange(t *testing.T) {
 		}
 	}
 	waitFor(t, "stopped", func(s Status) bool { return s.State == StateStopped && s.Wanted == StateStopped }, p)
+}
+
+// TestConcurrentChangesSavedInOrder: with many admins changing volume and
+// play/stop at once, and saves that take varying time, the last settings
+// saved must be the live ones (and the backend's), so a restart comes back
+// to what was acknowledged last. Saves must never overlap.
+func TestConcurrentChangesSavedInOrder(t *testing.T) {
+	var mu sync.Mutex
+	var disk Settings
+	var saving, overlaps int
+	p, _ := newTestPlayerSave(t, func(s Settings) error {
+		mu.Lock()
+		saving++
+		if saving > 1 {
+			overlaps++
+		}
+		mu.Unlock()
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond) // fsync takes its time
+		mu.Lock()
+		disk = s
+		saving--
+		mu.Unlock()
+		return nil
+	})
+	for round := 0; round < 20; round++ {
+		var wg sync.WaitGroup
+		for i := 0; i < 60; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				switch i % 3 {
+				case 0:
+					p.SetVolume(round + i)
+				case 1:
+					p.Stop()
+				default:
+					p.Play()
+				}
+			}()
+		}
+		wg.Wait()
+		live := p.Settings()
+		mu.Lock()
+		saved, ov := disk, overlaps
+		mu.Unlock()
+		if saved != live {
+			t.Fatalf("round %d: saved %+v, live %+v: an older save overwrote a newer one", round, saved, live)
+		}
+		if ov > 0 {
+			t.Fatalf("round %d: %d saves overlapped", round, ov)
+		}
+		if v := int(p.backend.(*Direct).volume.Load()); v != live.Volume {
+			t.Fatalf("round %d: backend volume %d, settings %d", round, v, live.Volume)
+		}
+	}
+}
+
+// TestChangeRefusedWhenNotSaved: a change that cannot be saved (a full
+// disk) is refused with an error that keeps its errno, and nothing changes
+// live: what plays, what is saved and what the client was told agree.
+func TestChangeRefusedWhenNotSaved(t *testing.T) {
+	var mu sync.Mutex
+	full := true
+	var saved []Settings
+	p, _ := newTestPlayerSave(t, func(s Settings) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if full {
+			return fmt.Errorf("save state: %w", &os.PathError{Op: "write", Path: "/data/.moh-tmp-state.json", Err: syscall.ENOSPC})
+		}
+		saved = append(saved, s)
+		return nil
+	})
+	waitFor(t, "playing", func(s Status) bool { return s.State == StatePlaying }, p)
+	before := p.Settings()
+	nEvents := len(p.Events().Recent(0))
+	for name, change := range map[string]func() error{
+		"volume": func() error { return p.SetVolume(before.Volume / 2) },
+		"stop":   p.Stop,
+	} {
+		err := change()
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("%s on a full disk: err = %v, want one wrapping ENOSPC", name, err)
+		}
+		if got := p.Settings(); got != before {
+			t.Fatalf("%s refused but settings changed to %+v", name, got)
+		}
+	}
+	if v := int(p.backend.(*Direct).volume.Load()); v != before.Volume {
+		t.Fatalf("refused volume reached the backend: %d", v)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st := p.Status(); st.State != StatePlaying || st.Wanted != StatePlaying {
+		t.Fatalf("refused stop stopped the player: %+v", st)
+	}
+	if n := len(p.Events().Recent(0)); n != nEvents {
+		t.Fatalf("refused changes were logged as admin actions: %+v", p.Events().Recent(0))
+	}
+	// Play while playing changes nothing, so needs no save.
+	if err := p.Play(); err != nil {
+		t.Fatalf("play while playing on a full disk: %v", err)
+	}
+	mu.Lock()
+	full = false
+	mu.Unlock()
+	if err := p.SetVolume(10); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Settings(); got.Volume != 10 || len(saved) != 1 || saved[0] != got {
+		t.Fatalf("after room again: settings %+v, saved %+v", got, saved)
+	}
 }

@@ -118,13 +118,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) play(w http.ResponseWriter, r *http.Request) {
-	s.opt.Player.Play()
+	if err := s.opt.Player.Play(); err != nil {
+		s.writeError(w, r, err) // not saved, so not made live: 507 on a full disk
+		return
+	}
 	s.audit(r, "play")
 	s.writeStatus(w, s.refreshStatus())
 }
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
-	s.opt.Player.Stop()
+	if err := s.opt.Player.Stop(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	s.audit(r, "stop")
 	s.writeStatus(w, s.refreshStatus())
 }
@@ -149,7 +155,10 @@ func (s *Server) setVolume(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusBadRequest, "bad_volume", "volume must be an integer from 0 to 100"))
 		return
 	}
-	s.opt.Player.SetVolume(*v.Volume)
+	if err := s.opt.Player.SetVolume(*v.Volume); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	s.refreshStatus()
 	s.audit(r, "volume", "volume", *v.Volume)
 	writeJSON(w, http.StatusOK, map[string]int{"volume": s.opt.Player.Settings().Volume})

@@ -22,10 +22,12 @@ import (
 // Player is what the web surface needs of the player.
 type Player interface {
 	Status() player.Status
-	Play()
-	Stop()
+	// Play, Stop and SetVolume save the change before it goes live; an
+	// error means it was refused and nothing changed.
+	Play() error
+	Stop() error
 	Next()
-	SetVolume(v int)
+	SetVolume(v int) error
 	AudioFlowing() bool
 	Events() *player.EventLog
 	Settings() player.Settings

@@ -37,10 +37,10 @@ func (o *boxOps) Tracks() any {
 	defer o.mu.Unlock()
 	return append([]track{}, o.tracks...)
 }
-func (o *boxOps) Play()           { o.mu.Lock(); o.state = "playing"; o.mu.Unlock() }
-func (o *boxOps) Stop()           { o.mu.Lock(); o.state = "stopped"; o.mu.Unlock() }
-func (o *boxOps) Next()           {}
-func (o *boxOps) SetVolume(v int) { o.mu.Lock(); o.volume = v; o.mu.Unlock() }
+func (o *boxOps) Play() error           { o.mu.Lock(); o.state = "playing"; o.mu.Unlock(); return nil }
+func (o *boxOps) Stop() error           { o.mu.Lock(); o.state = "stopped"; o.mu.Unlock(); return nil }
+func (o *boxOps) Next()                 {}
+func (o *boxOps) SetVolume(v int) error { o.mu.Lock(); o.volume = v; o.mu.Unlock(); return nil }
 func (o *boxOps) AddTrack(_ context.Context, name string, r io.Reader) (string, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {

@@ -80,6 +80,12 @@ func mainErr(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mohd:", err)
 		return 2
 	}
+	if cmd == "run" {
+		if err := c.checkRun(); err != nil {
+			fmt.Fprintln(stderr, "mohd:", err)
+			return 2
+		}
+	}
 	var err error
 	switch cmd {
 	case "run":
@@ -104,12 +110,10 @@ func mainErr(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// newLogger logs at the level checkCommon parsed: a mistyped level was
+// refused at start, never quietly taken as info.
 func newLogger(c *config, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		lvl = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	opts := &slog.HandlerOptions{Level: c.level}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mohproject/moh/internal/metrics"
@@ -14,25 +11,32 @@ import (
 	"github.com/mohproject/moh/uploads"
 )
 
-// libraryOptions turns mohd's settings into the library's.
+// libraryOptions turns mohd's settings (already within their ranges,
+// checkRun) into the library's.
 func libraryOptions(c *config, log *slog.Logger, onEvent func(kind, msg string)) (uploads.Options, error) {
-	o := uploads.Options{
-		DataDir:      c.Data,
-		MusicDir:     c.Music,
-		MaxBytes:     c.MaxUploadMB << 20,
-		MinFreeBytes: c.MinFreeMB << 20,
-		Logger:       log,
-		OnEvent:      onEvent,
+	if err := c.checkRun(); err != nil {
+		return uploads.Options{}, err
 	}
-	o.MaxDuration = time.Duration(c.MaxMinutes) * time.Minute
-	if strings.EqualFold(c.TargetLUFS, "off") {
+	o := uploads.Options{
+		DataDir:     c.Data,
+		MusicDir:    c.Music,
+		MaxBytes:    c.MaxUploadMB << 20,
+		MaxDuration: time.Duration(c.MaxMinutes) * time.Minute,
+		Logger:      log,
+		OnEvent:     onEvent,
+	}
+	// --min-free-mb 0 means no margin: an upload is refused only when it
+	// does not fit. The library reads 0 as its own default (100 MiB), so
+	// that is asked for as its smallest margin, one byte.
+	o.MinFreeBytes = c.MinFreeMB << 20
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 1
+	}
+	lufs, off, _ := parseTargetLUFS(c.TargetLUFS)
+	if off {
 		o.NormaliseOff = true
 	} else {
-		v, err := strconv.ParseFloat(c.TargetLUFS, 64)
-		if err != nil || v > 0 || v < -70 {
-			return o, fmt.Errorf("--target-lufs %q: want a loudness between -70 and 0 LUFS, or off", c.TargetLUFS)
-		}
-		o.TargetLUFS = &v
+		o.TargetLUFS = &lufs
 	}
 	return o, nil
 }
@@ -81,10 +85,10 @@ type fleetOps struct {
 
 func (o fleetOps) Status() any                  { return o.p.Status() }
 func (o fleetOps) Tracks() any                  { return o.lib.Tracks() }
-func (o fleetOps) Play()                        { o.p.Play() }
-func (o fleetOps) Stop()                        { o.p.Stop() }
+func (o fleetOps) Play() error                  { return o.p.Play() }
+func (o fleetOps) Stop() error                  { return o.p.Stop() }
 func (o fleetOps) Next()                        { o.p.Next() }
-func (o fleetOps) SetVolume(v int)              { o.p.SetVolume(v) }
+func (o fleetOps) SetVolume(v int) error        { return o.p.SetVolume(v) }
 func (o fleetOps) RemoveTrack(id string) error  { return o.lib.Delete(id) }
 func (o fleetOps) Reorder(order []string) error { return o.lib.Reorder(order) }
 func (o fleetOps) AddTrack(ctx context.Context, name string, r io.Reader) (string, error) {
