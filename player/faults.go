@@ -7,6 +7,7 @@ var FaultClasses = []string{
 	FaultNotPlaying, FaultStalled, FaultSilent, FaultBackend,
 	"no-track", "sink-failed", "sink-exited", "device-missing",
 	"mpd-error", "mpd-disconnected", "mpd-exited", "mpd-timeout",
+	"mpd-stopped", "mpd-paused", "mpd-volume", "mpd-output", "mpd-options", "mpd-queue",
 }
 
 // Rungs lists the recovery ladder, lowest first.

@@ -106,6 +106,10 @@ func Open(opts Options) (*Library, error) {
 			return nil, fmt.Errorf("open library: %w", err)
 		}
 	}
+	// An ingest's temp files carry no lock (tools reopen them by name), so
+	// this sweep is safe only because the one process holding the data dir
+	// (internal/datadir; mohd run takes it first) opens the library, and
+	// before any ingest of its own starts.
 	for _, d := range []string{store, l.origDir, l.rendDir, l.prevDir} {
 		n, err := atomicfile.CleanTemps(d)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/mohproject/moh/internal/atomicfile"
+	"github.com/mohproject/moh/internal/datadir"
 )
 
 // PasswordFile is the name, inside the data dir, of the admin password's
@@ -54,23 +55,31 @@ func CheckPasswordPolicy(pw string) error {
 	return nil
 }
 
+// passwordLock is the lock file every write of PasswordFile holds.
+const passwordLock = ".password.lock"
+
 // SetPassword stores the admin password's hash in dataDir, replacing any
-// previous one atomically. `mohd passwd` and the first-run setup page use it.
+// previous one atomically. `mohd passwd` and the first-run setup page use it,
+// in two processes, so the write holds the password's lock file, as token
+// writes hold theirs. Run as root (sudo), the new file and the lock file get
+// the data dir's owner before anyone can see them.
 func SetPassword(dataDir, pw string) error {
 	if err := CheckPasswordPolicy(pw); err != nil {
 		return err
 	}
-	h, err := hashPassword(pw)
+	h, err := hashPassword(pw) // costly: outside the lock
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dataDir, PasswordFile), []byte(h+"\n"), 0o600); err != nil {
-		return fmt.Errorf("store password: %w", err)
-	}
-	return nil
+	return datadir.WithFileLock(dataDir, passwordLock, func() error {
+		if err := atomicfile.WriteFile(filepath.Join(dataDir, PasswordFile), []byte(h+"\n"), 0o600); err != nil {
+			return fmt.Errorf("store password: %w", err)
+		}
+		return nil
+	})
 }
 
 // PasswordSet reports whether an admin password exists in dataDir.

@@ -11,11 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/mohproject/moh/internal/atomicfile"
+	"github.com/mohproject/moh/internal/datadir"
 )
 
 // TokensFile is the name, inside the data dir, of the API token list. It
@@ -125,38 +125,38 @@ func readTokens(dataDir string) (tokenFile, error) {
 	return f, nil
 }
 
+// tokensLock is the lock file, beside TokensFile, that every
+// read-modify-write of the token list holds.
+const tokensLock = ".tokens.lock"
+
 // updateTokens applies change to the token file under an exclusive file
 // lock, because `mohd token create` runs in another process beside the
 // daemon, which may be revoking a token from the page at the same moment.
+// Run as root (sudo), the lock file and the new token file get the data
+// dir's owner before anyone can see them, so the service can still read
+// and lock them.
 func updateTokens(dataDir string, change func(*tokenFile) error) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dataDir, ".tokens.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return fmt.Errorf("open token lock: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("lock tokens: %w", err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	f, err := readTokens(dataDir)
-	if err != nil {
-		return err
-	}
-	if err := change(&f); err != nil {
-		return err
-	}
-	if f.Tokens == nil {
-		f.Tokens = []storedToken{}
-	}
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode tokens: %w", err)
-	}
-	if err := atomicfile.WriteFile(filepath.Join(dataDir, TokensFile), append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("store tokens: %w", err)
-	}
-	return nil
+	return datadir.WithFileLock(dataDir, tokensLock, func() error {
+		f, err := readTokens(dataDir)
+		if err != nil {
+			return err
+		}
+		if err := change(&f); err != nil {
+			return err
+		}
+		if f.Tokens == nil {
+			f.Tokens = []storedToken{}
+		}
+		b, err := json.MarshalIndent(f, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode tokens: %w", err)
+		}
+		if err := atomicfile.WriteFile(filepath.Join(dataDir, TokensFile), append(b, '\n'), 0o600); err != nil {
+			return fmt.Errorf("store tokens: %w", err)
+		}
+		return nil
+	})
 }

@@ -10,10 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -29,11 +26,10 @@ func passwdCommand(c *config, stdin io.Reader, stdout io.Writer) error {
 		return errors.New("passwd: read the password from stdin, e.g. `read -rs P && echo \"$P\" | mohd passwd`")
 	}
 	pw := strings.TrimRight(line, "\r\n")
+	// Run as root, SetPassword gives the new file to the data dir's owner
+	// before renaming it into place, so the service can read it at once.
 	if err := webui.SetPassword(c.Data, pw); err != nil {
 		return fmt.Errorf("passwd: %w", err)
-	}
-	if err := matchOwner(filepath.Join(c.Data, webui.PasswordFile), c.Data); err != nil {
-		return err
 	}
 	fmt.Fprintln(stdout, "admin password set")
 	return nil
@@ -73,10 +69,9 @@ func tokenCommand(fs *flag.FlagSet, c *config, args []string, stdout, stderr io.
 		}
 		var tok string
 		var info webui.TokenInfo
+		// Under the same lock as the daemon's token writes; run as root,
+		// every file it leaves has the data dir's owner (webui.CreateToken).
 		tok, info, err = webui.CreateToken(c.Data, *scope, *name)
-		if err == nil {
-			err = matchOwner(filepath.Join(c.Data, webui.TokensFile), c.Data)
-		}
 		if err == nil {
 			fmt.Fprintf(stderr, "created token %s (scope %s); it is shown only once:\n", info.ID, info.Scope)
 			fmt.Fprintln(stdout, tok)
@@ -162,27 +157,6 @@ func localURL(listen string, tls bool) string {
 		scheme = "https"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
-}
-
-// matchOwner gives a file written by root (an admin running `mohd token`
-// or `mohd passwd` with sudo) to the owner of the data dir, so the service
-// user can read it.
-func matchOwner(path, dataDir string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	fi, err := os.Stat(dataDir)
-	if err != nil {
-		return err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || st.Uid == 0 {
-		return nil
-	}
-	if err := os.Chown(path, int(st.Uid), int(st.Gid)); err != nil {
-		return fmt.Errorf("give %s to the data dir's owner: %w", path, err)
-	}
-	return nil
 }
 
 // splitCommand splits a restart command line on spaces (no shell).

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mohproject/moh/fleet"
 	"github.com/mohproject/moh/internal/atomicfile"
+	"github.com/mohproject/moh/internal/datadir"
 	"github.com/mohproject/moh/internal/metrics"
 	"github.com/mohproject/moh/player"
 	"github.com/mohproject/moh/uploads"
@@ -34,11 +35,23 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	log.Info("mohd starting", "version", version, "backend", c.Backend, "output", c.Output,
 		"data", c.Data, "music", c.Music, "listen", c.Listen)
 
-	for _, d := range []string{c.Data, c.Music} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
-			return fmt.Errorf("create %s: %w", d, err)
-		}
+	if err := os.MkdirAll(c.Data, 0o750); err != nil {
+		return fmt.Errorf("create %s: %w", c.Data, err)
 	}
+	// One daemon per data dir, taken before anything else touches it: a
+	// second one would sweep the first's temp files and overwrite its
+	// index. It stops here, having changed nothing.
+	held, err := datadir.Acquire(c.Data)
+	if err != nil {
+		return err
+	}
+	defer held.Release()
+	if err := os.MkdirAll(c.Music, 0o750); err != nil {
+		return fmt.Errorf("create %s: %w", c.Music, err)
+	}
+	// Holding the data dir, the sweep can only meet a crash's leftovers
+	// or the locked temp file of a `mohd token|passwd` writing beside us,
+	// which it keeps.
 	if n, _ := atomicfile.CleanTemps(c.Data); n > 0 {
 		log.Info("removed temp files left by an interrupted write", "count", n)
 	}
