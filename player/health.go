@@ -57,13 +57,13 @@ const RecentRecoveryWindow = 15 * time.Minute
 // part.
 func AssessHealth(st Status, flowing bool, degraded []string, now time.Time) Health {
 	if st.Wanted != StatePlaying {
-		return Health{HealthWarning, "stopped by the admin: callers hear silence until Play", true}
+		return Health{HealthWarning, "stopped by the admin, until someone presses Play", true}
 	}
 	if !flowing {
 		return Health{HealthCritical, silenceReason(st), true}
 	}
 	if st.Volume == 0 {
-		return Health{HealthWarning, "volume is 0: callers hear silence", true}
+		return Health{HealthWarning, "the volume is 0", true}
 	}
 	var why []string
 	if st.Fallback && st.PlaylistLength > 0 {

@@ -1,11 +1,18 @@
 package webui
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"image/png"
+	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,28 +111,8 @@ func TestBrowserAdminFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	art := artifactsDir(t)
-	shot := func(name string) chromedp.Action {
-		return chromedp.ActionFunc(func(ctx context.Context) error {
-			var buf []byte
-			if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil { // 100: PNG
-				return err
-			}
-			return os.WriteFile(filepath.Join(art, name+".png"), buf, 0o644)
-		})
-	}
-	ctx := newBrowser(t)
-	// Steps get generous time: under -race on a busy 2-core box the
-	// library's ingest alone takes many seconds.
-	run := func(step string, actions ...chromedp.Action) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Run(sctx, actions...); err != nil {
-			chromedp.Run(ctx, shot("failed-"+strings.ReplaceAll(step, " ", "-")))
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
+	bp := newBrowserPage(t, "")
+	art, shot, run := bp.art, bp.shot, bp.run
 
 	// First run: the page sends the admin to /setup, which wants the code
 	// from the log.
@@ -261,8 +248,13 @@ func TestBrowserAdminFlow(t *testing.T) {
 	)
 	waitFor(t, "player volume 35", func() bool { return p.Settings().Volume == 35 })
 
-	// Stop and play from the buttons; the real backend follows.
-	run("stop", chromedp.Click("#btn-stop", chromedp.ByID), waitJS(`document.getElementById('state').textContent.startsWith('stopped')`))
+	// Stop (it asks first) and play from the buttons; the real backend
+	// follows.
+	run("stop",
+		chromedp.Click("#btn-stop", chromedp.ByID),
+		chromedp.WaitVisible("#btn-stop-yes", chromedp.ByID),
+		chromedp.Click("#btn-stop-yes", chromedp.ByID),
+		waitJS(`document.getElementById('state').textContent.startsWith('stopped')`))
 	if p.Settings().Playing {
 		t.Fatal("stop button did not stop")
 	}
@@ -315,6 +307,51 @@ func TestBrowserAdminFlow(t *testing.T) {
 	t.Logf("screenshots in %s", art)
 }
 
+// browserPage is one headless Chromium tab with the test's screenshot and
+// step helpers.
+type browserPage struct {
+	t   *testing.T
+	ctx context.Context
+	art string
+}
+
+// newBrowserPage starts Chromium; screenshots are named prefix+name.
+func newBrowserPage(t *testing.T, prefix string) *browserPage {
+	bp := &browserPage{t: t, art: artifactsDir(t)}
+	bp.ctx = newBrowser(t)
+	if prefix != "" {
+		bp.art = filepath.Join(bp.art, prefix)
+		if err := os.MkdirAll(bp.art, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bp
+}
+
+// shot saves a full-page PNG into the artifacts dir.
+func (bp *browserPage) shot(name string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var buf []byte
+		if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil { // 100: PNG
+			return err
+		}
+		return os.WriteFile(filepath.Join(bp.art, name+".png"), buf, 0o644)
+	})
+}
+
+// run performs one named step; a failure saves a screenshot and ends the
+// test. Steps get generous time: under -race on a busy 2-core box the
+// library's ingest alone takes many seconds.
+func (bp *browserPage) run(step string, actions ...chromedp.Action) {
+	bp.t.Helper()
+	sctx, cancel := context.WithTimeout(bp.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Run(sctx, actions...); err != nil {
+		chromedp.Run(bp.ctx, bp.shot("failed-"+strings.ReplaceAll(step, " ", "-")))
+		bp.t.Fatalf("%s: %v", step, err)
+	}
+}
+
 func awaitPromise(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
 
 // waitJS polls a JavaScript condition in the page until it holds.
@@ -347,4 +384,298 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// soundCard is the paced null output of a box whose USB sound card can be
+// pulled out: while unplugged, writes fail and opening fails, as ALSA does
+// when the device is gone. The direct backend then reports a fault.
+type soundCard struct{ unplugged atomic.Bool }
+
+var errUnplugged = errors.New("sound card unplugged")
+
+func (c *soundCard) open(context.Context) (player.Sink, error) {
+	if c.unplugged.Load() {
+		return nil, errUnplugged
+	}
+	return &unpluggableSink{NullSink: player.NewNullSink(nil), card: c}, nil
+}
+
+type unpluggableSink struct {
+	*player.NullSink
+	card *soundCard
+}
+
+func (s *unpluggableSink) Write(p []byte) (int, error) {
+	if s.card.unplugged.Load() {
+		return 0, errUnplugged
+	}
+	return s.NullSink.Write(p)
+}
+
+// TestBrowserHealthAndOutage drives the page in Chromium through what the
+// admin must never misread: the health banner for an admin stop and for a
+// fault (the real player's health), the Stop confirmation, the level
+// meter's colours, and mohd going away and coming back (the page's server
+// is shut down and served again on the same address).
+func TestBrowserHealthAndOutage(t *testing.T) {
+	card := &soundCard{}
+	fb, err := player.EnsureFallback(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := player.NewDirect(player.DirectOptions{
+		Logger:         testLogger(t),
+		OpenSink:       card.open,
+		SinkBackoff:    50 * time.Millisecond,
+		SinkBackoffMax: 200 * time.Millisecond,
+	})
+	p := player.New(player.Options{Backend: d, Logger: testLogger(t), Fallback: fb, Settings: player.DefaultSettings})
+	runPlayer(t, p)
+	dir := t.TempDir()
+	if err := SetPassword(dir, testPW); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Player: p, Library: openLibrary(t, nil), DataDir: dir, Logger: testLogger(t), Version: "browser-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listenLoopback(t)
+	addr := ln.Addr().String()
+	base := "http://" + addr
+	// serve runs the server on ln until the returned stop is called (or
+	// the test ends), like one life of mohd.
+	var stopServing func()
+	serve := func(ln net.Listener) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx, ln) }()
+		var once sync.Once
+		stopServing = func() {
+			once.Do(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("server: %v", err)
+				}
+			})
+		}
+	}
+	serve(ln)
+	t.Cleanup(func() { stopServing() })
+
+	bp := newBrowserPage(t, "health")
+	run, shot := bp.run, bp.shot
+	js := func(step, expr string, out any) {
+		t.Helper()
+		run(step, chromedp.Evaluate(expr, out))
+	}
+	const (
+		bannerHidden = `document.getElementById('health').classList.contains('hidden')`
+		bannerText   = `document.getElementById('health').textContent`
+	)
+
+	run("login",
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible("#login-button", chromedp.ByID),
+		chromedp.SendKeys("#password", testPW, chromedp.ByID),
+		chromedp.Click("#login-button", chromedp.ByID),
+		chromedp.WaitVisible("#now", chromedp.ByID),
+		waitJS(`document.getElementById('state').textContent.startsWith('playing')`),
+		// Playing the built-in track with audio flowing: health ok, no banner.
+		waitJS(bannerHidden+` && document.getElementById('backend').textContent.includes('audio flowing')`),
+		shot("01-ok"),
+	)
+
+	// The level meter: the gradient spans the whole track, so a quiet
+	// level shows only its green end. Measured on the live meter (the
+	// gradient's computed size) and on a copy of it held at -54 dBFS
+	// (10 % of the -60..0 dBFS track), whose rendered colour at the end of
+	// the fill must be the low end's green, not the red of clipping.
+	var sizes []float64
+	js("meter gradient size", `(() => {
+		const l = document.getElementById('level'), m = document.getElementById('meter');
+		const bs = getComputedStyle(l).backgroundSize.split(' ');
+		return [bs[0].endsWith('px') ? parseFloat(bs[0]) : -1, m.clientWidth];
+	})()`, &sizes)
+	if len(sizes) != 2 || sizes[1] < 100 || math.Abs(sizes[0]-sizes[1]) > 1 {
+		t.Errorf("level meter gradient is %v px wide, the meter track %v px: the gradient must span the track", sizes[0], sizes[1])
+	}
+	var probe []byte
+	run("meter at -54 dBFS",
+		chromedp.Evaluate(`(() => {
+			const m = document.getElementById('meter').cloneNode(true);
+			m.id = 'meter-probe';
+			const l = m.firstElementChild;
+			l.style.transition = 'none';
+			l.style.width = ((-54 + 60) / 60 * 100) + '%';
+			document.getElementById('meter').after(m);
+		})()`, nil),
+		chromedp.Screenshot("#meter-probe", &probe, chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById('meter-probe').remove()`, nil),
+	)
+	if err := os.WriteFile(filepath.Join(bp.art, "02-meter-at-minus-54-dBFS.png"), probe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(probe))
+	if err != nil {
+		t.Fatalf("meter probe screenshot: %v", err)
+	}
+	w, h := img.Bounds().Dx(), img.Bounds().Dy()
+	// Just inside the right end of the filled 10 %.
+	r, g, b, _ := img.At(img.Bounds().Min.X+w*9/100, img.Bounds().Min.Y+h/2).RGBA()
+	r, g, b = r>>8, g>>8, b>>8
+	if !(g > r+40 && g > b+20) {
+		t.Errorf("level meter at -54 dBFS ends in rgb(%d,%d,%d), want the green of a low level", r, g, b)
+	}
+
+	// Stop asks first: the first click changes nothing, Cancel keeps
+	// playing, Yes stops.
+	var question string
+	run("stop asks",
+		chromedp.Click("#btn-stop", chromedp.ByID),
+		chromedp.WaitVisible("#btn-stop-yes", chromedp.ByID),
+		chromedp.Text("#stop-confirm", &question, chromedp.ByID),
+		shot("03-stop-confirm"),
+	)
+	if !strings.Contains(question, "Callers will hear silence until you press Play. Stop?") {
+		t.Errorf("stop confirmation says %q", question)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if !p.Settings().Playing {
+		t.Fatal("the first click on Stop stopped the player without asking")
+	}
+	run("stop cancel",
+		chromedp.Click("#btn-stop-cancel", chromedp.ByID),
+		chromedp.WaitVisible("#btn-stop", chromedp.ByID),
+		waitJS(`document.getElementById('stop-confirm').offsetParent === null`),
+	)
+	if !p.Settings().Playing {
+		t.Fatal("Cancel stopped the player")
+	}
+
+	// An admin stop: amber, callers hear silence.
+	run("stop confirmed",
+		chromedp.Click("#btn-stop", chromedp.ByID),
+		chromedp.WaitVisible("#btn-stop-yes", chromedp.ByID),
+		chromedp.Click("#btn-stop-yes", chromedp.ByID),
+		waitJS(`document.getElementById('state').textContent.startsWith('stopped')`),
+		waitJS(`!(`+bannerHidden+`)`),
+		shot("04-stopped-banner"),
+	)
+	if p.Settings().Playing {
+		t.Fatal("Yes, stop did not stop")
+	}
+	var banner struct {
+		Text, Class, Bg string
+	}
+	bannerNow := `(() => { const b = document.getElementById('health');
+		return {Text: b.textContent, Class: b.className, Bg: getComputedStyle(b).backgroundColor}; })()`
+	js("read stopped banner", bannerNow, &banner)
+	if !strings.HasPrefix(banner.Text, "Callers hear silence: ") || !strings.Contains(banner.Text, p.Status().Health.Reason) ||
+		!strings.Contains(banner.Class, "warning") || banner.Bg != "rgb(255, 224, 138)" {
+		t.Errorf("banner for an admin stop: %+v, want amber \"Callers hear silence: %s\"", banner, p.Status().Health.Reason)
+	}
+	run("play clears the banner",
+		chromedp.Click("#btn-play", chromedp.ByID),
+		waitJS(`document.getElementById('state').textContent.startsWith('playing')`),
+		waitJS(bannerHidden),
+	)
+
+	// A fault: the sound card is pulled out while playback is wanted. Red.
+	card.unplugged.Store(true)
+	run("fault banner",
+		waitJS(`document.getElementById('health').className.includes('critical')`),
+		shot("05-fault-banner"),
+	)
+	js("read fault banner", bannerNow, &banner)
+	if !strings.HasPrefix(banner.Text, "Callers hear silence: ") || !strings.Contains(banner.Text, "unplugged") ||
+		banner.Bg != "rgb(179, 38, 30)" {
+		t.Errorf("banner for a fault: %+v, want red \"Callers hear silence: …unplugged\"", banner)
+	}
+	// Nothing reaches the output, so the meter must not show the level of
+	// the last block that did.
+	var faultLevel string
+	js("read fault level", `parseFloat(document.getElementById('level').style.width) + '% ' + document.getElementById('level-text').textContent`, &faultLevel)
+	if faultLevel != "0% silence" {
+		t.Errorf("level meter during the fault: %q, want \"0%% silence\"", faultLevel)
+	}
+	card.unplugged.Store(false)
+	run("fault cleared",
+		waitJS(`document.getElementById('state').textContent.startsWith('playing')`),
+		waitJS(bannerHidden),
+	)
+
+	// mohd goes away: the page shows an outage, not its last answer.
+	stopServing()
+	run("outage shown",
+		waitJS(`document.getElementById('state').className.includes('unreachable')`),
+		shot("06-outage"),
+	)
+	var out struct {
+		Badge, BadgeBg, Banner, BannerBg, Level, LevelText, Backend, Position string
+		Disabled                                                              []bool
+		Offline                                                               bool
+	}
+	js("read outage", `(() => { const $ = (id) => document.getElementById(id);
+		return {Badge: $('state').textContent, BadgeBg: getComputedStyle($('state')).backgroundColor,
+			Banner: $('health').textContent, BannerBg: getComputedStyle($('health')).backgroundColor,
+			Level: $('level').style.width, LevelText: $('level-text').textContent,
+			Backend: $('backend').textContent, Position: $('position-text').textContent,
+			Disabled: ['btn-play', 'btn-stop', 'btn-next', 'volume'].map((id) => $(id).matches(':disabled')),
+			Offline: document.body.classList.contains('offline')}; })()`, &out)
+	t.Logf("outage: %+v", out)
+	if out.Badge != "unreachable" || out.BadgeBg != "rgb(179, 38, 30)" {
+		t.Errorf("badge during the outage: %q on %s, want \"unreachable\" on red", out.Badge, out.BadgeBg)
+	}
+	if !strings.Contains(out.Banner, "mohd is not answering — the page retries by itself; callers may hear silence") || out.BannerBg != "rgb(179, 38, 30)" {
+		t.Errorf("banner during the outage: %q on %s", out.Banner, out.BannerBg)
+	}
+	if out.Level != "0%" || strings.Contains(out.LevelText, "dBFS") || strings.Contains(out.Backend, "audio flowing") || out.Position != "" {
+		t.Errorf("stale live values during the outage: level %q %q, backend %q, position %q", out.Level, out.LevelText, out.Backend, out.Position)
+	}
+	if len(out.Disabled) != 4 || !out.Disabled[0] || !out.Disabled[1] || !out.Disabled[2] || !out.Disabled[3] || !out.Offline {
+		t.Errorf("controls during the outage: disabled %v (play, stop, next, volume), page offline %v", out.Disabled, out.Offline)
+	}
+	// An action that is tried anyway says so in plain words.
+	var actionErr string
+	run("action during the outage",
+		chromedp.SendKeys("#token-name", "fleet", chromedp.ByID),
+		chromedp.Click("#token-create", chromedp.ByID),
+		chromedp.WaitVisible("#page-error", chromedp.ByID),
+		chromedp.Text("#page-error", &actionErr, chromedp.ByID),
+		shot("07-outage-action"),
+	)
+	if !strings.Contains(actionErr, "mohd is not answering") || strings.Contains(strings.ToLower(actionErr), "fetch") {
+		t.Errorf("failed action during the outage says %q", actionErr)
+	}
+
+	// mohd is back on the same address: the page recovers by itself.
+	var ln2 net.Listener
+	for i := 0; ; i++ {
+		if ln2, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("listen again on %s: %v", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	back := time.Now()
+	serve(ln2)
+	run("recovered",
+		waitJS(`document.getElementById('state').textContent.startsWith('playing') &&
+			!document.body.classList.contains('offline') &&
+			!document.getElementById('btn-play').matches(':disabled') &&
+			!document.getElementById('volume').matches(':disabled') &&
+			document.getElementById('backend').textContent.includes('audio flowing') &&
+			document.getElementById('page-error').offsetParent === null &&
+			`+bannerHidden),
+		shot("08-recovered"),
+	)
+	took := time.Since(back)
+	t.Logf("page recovered %v after mohd came back", took.Round(10*time.Millisecond))
+	// The poll backs off to 5 s at most.
+	if took > 8*time.Second {
+		t.Errorf("the page took %v to notice mohd was back", took)
+	}
+	t.Logf("screenshots in %s", bp.art)
 }

@@ -140,13 +140,17 @@ func evaluate(ctx context.Context, o Options) result {
 
 	// The box's own verdict is the floor of the answer: the check adds
 	// only the thresholds its caller configured (disk, recent faults).
+	why := h.Reason
+	if h.Silent {
+		why = "callers hear silence: " + why
+	}
 	switch h.State {
 	case "ok":
-		r.raise(OK, h.Reason)
+		r.raise(OK, why)
 	case "warning":
-		r.raise(Warning, h.Reason)
+		r.raise(Warning, why)
 	case "critical":
-		r.raise(Critical, h.Reason)
+		r.raise(Critical, why)
 	default:
 		r.raise(Unknown, fmt.Sprintf("unexpected health state %q from /healthz", h.State))
 	}

@@ -99,7 +99,7 @@ func TestCheck(t *testing.T) {
 			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-20 * time.Minute), Fault: "stalled"}
 			b.recentFault = 30 * time.Minute
 		}, Warning, []string{`watchdog recovered from "stalled" 20m0s ago`}},
-		{"volume 0", func(b *box) { b.p.st.Volume = 0 }, Warning, []string{"volume is 0: callers hear silence"}},
+		{"volume 0", func(b *box) { b.p.st.Volume = 0 }, Warning, []string{"callers hear silence: the volume is 0"}},
 		{"old fault", func(b *box) {
 			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-time.Hour), Fault: "stalled"}
 		}, OK, nil},
@@ -111,7 +111,7 @@ func TestCheck(t *testing.T) {
 		{"stopped by admin", func(b *box) {
 			b.p.flowing = false
 			b.p.st.State, b.p.st.Wanted = player.StateStopped, player.StateStopped
-		}, Warning, []string{"stopped by the admin"}},
+		}, Warning, []string{"callers hear silence: stopped by the admin"}},
 		{"mqtt down", func(b *box) { b.mqtt = false }, Warning, []string{"fleet link down"}},
 		{"bad healthz", func(b *box) { b.healthCode = http.StatusInternalServerError }, Unknown, []string{"MOH UNKNOWN - unexpected /healthz answer: HTTP 500"}},
 		{"no metrics", func(b *box) { b.noMetrics = true }, Unknown, []string{"cannot read /metrics: HTTP 404"}},

@@ -28,15 +28,30 @@
     errorTimer = setTimeout(() => p.classList.add('hidden'), 8000);
   }
 
+  // The sentences the page shows when mohd does not answer. The browser's
+  // own words ("Failed to fetch", "NetworkError…") mean nothing to an admin.
+  const OUTAGE = 'mohd is not answering — the page retries by itself; callers may hear silence.';
+  const NOT_DONE = 'mohd is not answering, so this may not have been done. Try again once the page shows mohd is back.';
+
   // api calls the JSON API with the session's CSRF token. It throws an
   // Error carrying the server's message; a lost session goes to the login.
-  async function api(method, path, body) {
-    const opts = { method, headers: { 'X-CSRF-Token': csrf }, credentials: 'same-origin' };
+  // When no answer comes back (mohd down, network gone, or no answer
+  // within timeoutMs) the Error has unreachable set and a plain message.
+  async function api(method, path, body, timeoutMs) {
+    const opts = {
+      method, headers: { 'X-CSRF-Token': csrf }, credentials: 'same-origin',
+      signal: AbortSignal.timeout(timeoutMs || 20000),
+    };
     if (body !== undefined) {
       opts.headers['Content-Type'] = 'application/json';
       opts.body = JSON.stringify(body);
     }
-    const resp = await fetch(path, opts);
+    let resp;
+    try {
+      resp = await fetch(path, opts);
+    } catch (e) {
+      throw unreachable();
+    }
     if (resp.status === 401) {
       window.location.assign('/login');
       throw new Error('logged out');
@@ -44,12 +59,23 @@
     if (resp.status === 204) return null;
     let data = null;
     try { data = await resp.json(); } catch (e) { /* not JSON */ }
+    // A proxy in front of the box answers 502..504 without mohd's error
+    // shape when mohd is not there: that is mohd not answering too.
+    if (!resp.ok && !(data && data.error) && resp.status >= 502 && resp.status <= 504) throw unreachable();
     if (!resp.ok) {
-      const err = new Error(data && data.error ? data.error.message : 'HTTP ' + resp.status);
+      const err = new Error(data && data.error ? data.error.message : 'mohd answered with an error (HTTP ' + resp.status + ').');
       err.code = data && data.error ? data.error.code : '';
       throw err;
     }
     return data;
+  }
+
+  function unreachable() {
+    const err = new Error(NOT_DONE);
+    err.unreachable = true;
+    // Say so at once rather than at the next poll, and look again now.
+    pollSoon();
+    return err;
   }
 
   function fmtTime(ns) {
@@ -75,7 +101,28 @@
   let onAirID = '';
   let volumeBusy = false;
 
+  // renderHealth shows mohd's own verdict (status.health): a banner while
+  // callers hear silence — red for a fault, amber when it is on purpose —
+  // or while playback is degraded; nothing when all is well.
+  function renderHealth(h) {
+    const b = $('health');
+    if (!h || !h.state || h.state === 'ok') {
+      b.className = 'banner hidden';
+      b.textContent = '';
+      return;
+    }
+    const reason = h.reason || h.state;
+    let text;
+    if (h.silent) text = 'Callers hear silence: ' + reason;
+    else if (h.state === 'critical') text = 'Fault: ' + reason;
+    else text = 'Degraded: ' + reason;
+    b.className = 'banner ' + (h.state === 'critical' ? 'critical' : 'warning');
+    b.textContent = text;
+  }
+
   function renderStatus(st) {
+    setReachable(true);
+    renderHealth(st.health);
     const state = $('state');
     state.textContent = st.state + (st.wanted && st.wanted !== st.state ? ' (wanted: ' + st.wanted + ')' : '');
     state.className = 'badge ' + st.state;
@@ -86,8 +133,10 @@
     pos.max = Math.max(st.duration_ns || 0, 1);
     pos.value = Math.min(st.position_ns || 0, pos.max);
     $('position-text').textContent = fmtTime(st.position_ns) + ' / ' + fmtTime(st.duration_ns);
-    // -60 dBFS .. 0 dBFS across the meter.
-    const db = typeof st.level_dbfs === 'number' ? st.level_dbfs : -120;
+    // -60 dBFS .. 0 dBFS across the meter. While health says callers hear
+    // silence the last level measured is not what they hear: show none.
+    const silent = !!(st.health && st.health.silent);
+    const db = typeof st.level_dbfs === 'number' && !silent ? st.level_dbfs : -120;
     const pct = Math.max(0, Math.min(100, (db + 60) / 60 * 100));
     $('level').style.width = pct.toFixed(1) + '%';
     $('level-text').textContent = db <= -119 ? 'silence' : db.toFixed(1) + ' dBFS';
@@ -117,22 +166,96 @@
     for (const li of $('tracks').children) li.classList.toggle('on-air', li.dataset.id === onAirID);
   }
 
-  // The status is polled about four times a second for the position and
-  // the level meter; a slow answer delays the next poll instead of piling up.
-  async function pollStatus() {
-    try {
-      renderStatus(await api('GET', '/api/v1/status'));
-    } catch (e) {
-      if (e.message !== 'logged out') $('state').textContent = 'unreachable';
+  // ---- reachability ------------------------------------------------------
+
+  // While mohd does not answer, the page must not show its last answer as
+  // if it were current: the badge goes red, the live values (level,
+  // position, "audio flowing") are cleared, the rest is greyed, the player
+  // controls are disabled and a banner says what is going on.
+  let reachable = true;
+  let lastAnswer = null;
+
+  function setReachable(ok) {
+    if (ok) lastAnswer = new Date();
+    if (ok === reachable) return;
+    reachable = ok;
+    document.body.classList.toggle('offline', !ok);
+    $('player-controls').disabled = !ok;
+    if (ok) {
+      // An action's "mohd is not answering" is out of date now. The status
+      // being rendered fills everything else in again.
+      const pe = $('page-error');
+      if (pe.textContent.includes('mohd is not answering')) pe.classList.add('hidden');
+      return;
     }
-    setTimeout(pollStatus, document.hidden ? 2000 : 250);
+    cancelStop();
+    const state = $('state');
+    state.textContent = 'unreachable';
+    state.className = 'badge unreachable';
+    $('level').style.width = '0%';
+    $('level-text').textContent = 'level unknown';
+    $('fault').textContent = '';
+    $('position').value = 0;
+    $('position-text').textContent = '';
+    $('backend').textContent = 'unknown: mohd is not answering';
+    const b = $('health');
+    b.className = 'banner critical';
+    b.textContent = OUTAGE + (lastAnswer ? ' Last answer at ' + lastAnswer.toLocaleTimeString() + '.' : '');
   }
 
-  async function control(what) {
+  // The status is polled about four times a second for the position and
+  // the level meter; a slow answer delays the next poll instead of piling
+  // up. When mohd stops answering the poll backs off (0.5 s doubling to
+  // 5 s) but never stops, so the page recovers by itself. One lost answer
+  // is not yet an outage: a restarting mohd or a dropped packet is.
+  let pollFailures = 0;
+  let pollTimer = 0;
+  let polling = false;
+
+  async function pollStatus() {
+    clearTimeout(pollTimer);
+    polling = true;
+    let delay = document.hidden ? 2000 : 250;
+    try {
+      renderStatus(await api('GET', '/api/v1/status', undefined, 4000));
+      pollFailures = 0;
+    } catch (e) {
+      if (e.message === 'logged out') return;
+      pollFailures++;
+      if (pollFailures >= 2) setReachable(false);
+      delay = Math.min(250 * 2 ** pollFailures, 5000);
+    }
+    polling = false;
+    pollTimer = setTimeout(pollStatus, delay);
+  }
+
+  // pollSoon looks at the status now unless a look is already under way.
+  function pollSoon() {
+    if (polling) return;
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(pollStatus, 0);
+  }
+
+  async function control(what, label) {
     try {
       renderStatus(await api('POST', '/api/v1/player/' + what));
       loadEvents();
-    } catch (e) { showError(e.message); }
+    } catch (e) {
+      showError(label + ': ' + (e.unreachable ? 'mohd is not answering, so it may not have happened. Try again once the page shows mohd is back.' : e.message));
+    }
+  }
+
+  // Stop asks first, in place (a dialog is easy to tap through on a
+  // phone): the phone line goes silent until someone presses Play.
+  function askStop() {
+    $('controls').classList.add('hidden');
+    $('stop-confirm').classList.remove('hidden');
+    $('btn-stop-cancel').focus();
+  }
+
+  function cancelStop() {
+    $('stop-confirm').classList.add('hidden');
+    $('controls').classList.remove('hidden');
   }
 
   let volumeTimer = 0;
@@ -320,7 +443,8 @@
       xhr.addEventListener('error', () => {
         clearTimeout(polling);
         polling = 0;
-        setStatus('refused', 'Upload failed: network error');
+        setStatus('refused', 'Upload failed: mohd is not answering. Try again once the page shows mohd is back.');
+        pollSoon();
         resolve();
       });
       const form = new FormData();
@@ -413,9 +537,14 @@
 
   // ---- start -------------------------------------------------------------
 
-  $('btn-play').addEventListener('click', () => control('play'));
-  $('btn-stop').addEventListener('click', () => control('stop'));
-  $('btn-next').addEventListener('click', () => control('next'));
+  $('btn-play').addEventListener('click', () => control('play', 'Play'));
+  $('btn-stop').addEventListener('click', askStop);
+  $('btn-stop-cancel').addEventListener('click', cancelStop);
+  $('btn-stop-yes').addEventListener('click', () => {
+    cancelStop();
+    control('stop', 'Stop');
+  });
+  $('btn-next').addEventListener('click', () => control('next', 'Next'));
   $('volume').addEventListener('input', () => {
     volumeBusy = true;
     $('volume-value').textContent = $('volume').value;
