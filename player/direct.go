@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mohproject/moh/internal/mp3"
 )
 
 // DirectOptions configure a Direct backend.
@@ -526,7 +528,7 @@ func openTrackFile(t Track) (*openTrack, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
 	}
-	info, err := ReadMP3Info(f, fi.Size())
+	info, err := mp3.ReadInfo(f, fi.Size())
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,9 @@ import (
 	"io"
 	"time"
 
-	mp3 "github.com/hajimehoshi/go-mp3"
+	gomp3 "github.com/hajimehoshi/go-mp3"
+
+	"github.com/mohproject/moh/internal/mp3"
 )
 
 // DecoderDelay is how many samples go-mp3's synthesis filterbank delays
@@ -34,7 +36,7 @@ const readBufferSize = 16 << 10
 // file's length.
 type Gapless struct {
 	info MP3Info
-	dec  *mp3.Decoder
+	dec  *gomp3.Decoder
 	skip int64 // bytes still to drop before the first original sample
 	left int64 // bytes still to deliver; -1 means until the stream ends
 	pos  int64 // frames delivered
@@ -47,7 +49,7 @@ type Gapless struct {
 // OpenGapless parses the header of the MP3 in r (size bytes) and returns
 // a decoder for it. It does not check playability; see CheckPlayable.
 func OpenGapless(r io.ReaderAt, size int64) (*Gapless, error) {
-	info, err := ReadMP3Info(r, size)
+	info, err := mp3.ReadInfo(r, size)
 	if err != nil {
 		return nil, err
 	}
@@ -56,12 +58,12 @@ func OpenGapless(r io.ReaderAt, size int64) (*Gapless, error) {
 
 // NewGapless returns a decoder for the MP3 in r whose header was parsed
 // into info. It starts go-mp3 at the first frame, past the ID3v2 tags that
-// ReadMP3Info checked (go-mp3 would allocate whatever size a forged tag
+// mp3.ReadInfo checked (go-mp3 would allocate whatever size a forged tag
 // claims), and hides io.Seeker from it (with one, go-mp3 scans the whole
 // file up front).
 func NewGapless(r io.ReaderAt, size int64, info MP3Info) (*Gapless, error) {
 	src := bufio.NewReaderSize(io.NewSectionReader(r, info.AudioOffset, size-info.AudioOffset), readBufferSize)
-	dec, err := mp3.NewDecoder(src)
+	dec, err := gomp3.NewDecoder(src)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("decode first frame: no audio data")

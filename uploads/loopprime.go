@@ -19,6 +19,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
+
+	"github.com/mohproject/moh/internal/mp3"
 )
 
 // defaultPrime is how many 44.1 kHz frames of loop context go on each
@@ -142,41 +145,32 @@ type lameTag struct {
 // MPEG-1 Layer III Xing/Info frame at the start (lame writes no ID3 tag
 // with moh's options) whose own CRC checks out.
 func readLAMETag(f io.ReaderAt) (lameTag, error) {
-	buf := make([]byte, 4+32+8+4+4+100+4+36)
+	buf := make([]byte, 4+32+8+4+4+100+4+mp3.LAMEExtSize)
 	if _, err := f.ReadAt(buf, 0); err != nil {
 		return lameTag{}, fmt.Errorf("read info frame: %w", err)
 	}
-	if buf[0] != 0xFF || buf[1]&0xFE != 0xFA { // MPEG-1 Layer III
+	h, err := mp3.ParseFrameHeader(buf)
+	if err != nil || h.Version != mp3.MPEG1 || h.Layer != 3 {
 		return lameTag{}, errors.New("rendition does not start with an MPEG-1 Layer III frame")
 	}
-	side := 32
-	if buf[3]>>6 == 3 {
-		side = 17
-	}
-	x := 4 + side
-	if id := string(buf[x : x+4]); id != "Xing" && id != "Info" {
+	tag := mp3.ParseTag(h, buf)
+	if tag.Kind != "Xing" && tag.Kind != "Info" {
 		return lameTag{}, errors.New("rendition has no Xing/Info frame")
 	}
-	flags := binary.BigEndian.Uint32(buf[x+4:])
-	ext := x + 8
-	for bit, n := range []int{4, 4, 100, 4} {
-		if flags&(1<<bit) != 0 {
-			ext += n
-		}
-	}
-	if ext+36 > len(buf) || string(buf[ext:ext+4]) != "LAME" {
+	ext := tag.LAMEOffset
+	if ext == 0 || !strings.HasPrefix(tag.Encoder, "LAME") || ext+mp3.LAMEExtSize > len(buf) {
 		return lameTag{}, errors.New("rendition has no LAME tag")
 	}
-	t := lameTag{frame: buf[:ext+36], ext: ext}
-	if got, want := crc16(buf[:ext+34]), binary.BigEndian.Uint16(buf[ext+34:]); got != want {
+	crcAt := ext + mp3.LAMECRCOffset
+	t := lameTag{frame: buf[:ext+mp3.LAMEExtSize], ext: ext}
+	if got, want := mp3.LAMECRC(buf[:crcAt]), binary.BigEndian.Uint16(buf[crcAt:]); got != want {
 		return lameTag{}, fmt.Errorf("lame tag crc is %04x, computed %04x: not a tag moh can patch", want, got)
 	}
 	return t, nil
 }
 
 func (t lameTag) delayPadding() (int, int) {
-	b := t.frame[t.ext+21:]
-	return int(b[0])<<4 | int(b[1])>>4, int(b[1]&0x0F)<<8 | int(b[2])
+	return mp3.DelayPadding(t.frame[t.ext:])
 }
 
 // patchLAMETag adds before to the encoder delay and after to the padding
@@ -199,11 +193,9 @@ func patchLAMETag(path string, before, after int) error {
 	if delay > maxTagField || pad > maxTagField {
 		return fmt.Errorf("patch lame tag: %w (delay %d, padding %d)", errTagFull, delay, pad)
 	}
-	b := t.frame[t.ext+21:]
-	b[0] = byte(delay >> 4)
-	b[1] = byte(delay&0x0F)<<4 | byte(pad>>8)
-	b[2] = byte(pad)
-	binary.BigEndian.PutUint16(t.frame[t.ext+34:], crc16(t.frame[:t.ext+34]))
+	mp3.PutDelayPadding(t.frame[t.ext:], delay, pad)
+	crcAt := t.ext + mp3.LAMECRCOffset
+	binary.BigEndian.PutUint16(t.frame[crcAt:], mp3.LAMECRC(t.frame[:crcAt]))
 	if _, err := f.WriteAt(t.frame, t.off); err != nil {
 		return fmt.Errorf("patch lame tag: %w", err)
 	}
@@ -211,23 +203,6 @@ func patchLAMETag(path string, before, after int) error {
 		return fmt.Errorf("patch lame tag: %w", err)
 	}
 	return nil
-}
-
-// crc16 is the CRC LAME puts in its tag: CRC-16 with polynomial 0x8005,
-// reflected, initial value 0 (CRC-16/ARC).
-func crc16(b []byte) uint16 {
-	var crc uint16
-	for _, v := range b {
-		crc ^= uint16(v)
-		for range 8 {
-			if crc&1 != 0 {
-				crc = crc>>1 ^ 0xA001
-			} else {
-				crc >>= 1
-			}
-		}
-	}
-	return crc
 }
 
 // primeTarget is the loop context length to aim for, 0 for none.

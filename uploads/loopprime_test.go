@@ -12,7 +12,7 @@ import (
 	"github.com/mohproject/moh/player"
 )
 
-// TestLAMETagCRC checks crc16 against the CRC that lame itself writes into
+// TestLAMETagCRC checks mp3.LAMECRC against the CRC that lame itself writes into
 // a freshly encoded file (readLAMETag refuses a tag whose CRC it cannot
 // reproduce), and that a patched tag reads back with the new values and a
 // valid CRC.

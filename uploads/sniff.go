@@ -1,12 +1,14 @@
 package uploads
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/mohproject/moh/internal/mp3"
 )
 
 // sniffed is what the cheap checks learned about a file before any decoder
@@ -34,6 +36,18 @@ const (
 	maxID3Tags     = 4
 )
 
+// mpegSearch is how the sniffer finds MPEG audio: what mpg123 decodes,
+// confirmed by two more frames (one valid-looking header in random bytes
+// is common; three chained ones are not), or fewer when the file ends
+// first, with the whole header in the first sniffHeadBytes after the tags.
+// Free format is not recognised: its frames have no length to chain by.
+var mpegSearch = mp3.Search{
+	Window:      sniffHeadBytes - 3,
+	Follow:      2,
+	AnyEmphasis: true,
+	End:         mp3.EndWholeFrame,
+}
+
 // sniff identifies the file in r (size bytes). A non-nil error is always a
 // *Refusal naming what the file is or what is wrong with it.
 func sniff(r io.ReaderAt, size int64) (sniffed, error) {
@@ -60,8 +74,8 @@ func sniff(r io.ReaderAt, size int64) (sniffed, error) {
 	case bytes.HasPrefix(head, []byte("OggS")):
 		return sniffOgg(r, head, size)
 	}
-	if s, ok, err := sniffMPEG(r, off, size, head); ok || err != nil {
-		return s, err
+	if s, ok := sniffMPEG(r, off, size); ok {
+		return s, nil
 	}
 	code, what := describe(head, off)
 	return sniffed{}, refuse(code, what)
@@ -71,25 +85,16 @@ func sniff(r io.ReaderAt, size int64) (sniffed, error) {
 // syncsafe or runs past the end of the file is refused: that is the forged
 // header that makes naive decoders allocate hundreds of megabytes.
 func skipID3(r io.ReaderAt, size int64) (int64, error) {
-	var off int64
-	for range maxID3Tags {
-		var h [10]byte
-		if n, _ := r.ReadAt(h[:], off); n < 10 || string(h[:3]) != "ID3" {
-			return off, nil
-		}
-		if h[3] < 2 || h[3] > 4 || h[6]|h[7]|h[8]|h[9] >= 0x80 {
-			return 0, refuse(CodeCorrupt, fmt.Sprintf("the file starts with a damaged ID3 tag (version 2.%d, size bytes % x are not a valid tag size)", h[3], h[6:10]))
-		}
-		tag := int64(h[6])<<21 | int64(h[7])<<14 | int64(h[8])<<7 | int64(h[9])
-		tag += 10
-		if h[5]&0x10 != 0 {
-			tag += 10 // footer
-		}
-		if off+tag > size {
-			return 0, refuse(CodeCorrupt, fmt.Sprintf("the ID3 tag claims %d bytes but the whole file has only %d: the file is damaged or cut short", tag, size))
-		}
-		off += tag
+	off, err := mp3.SkipID3v2(r, size, maxID3Tags)
+	var e *mp3.ID3Error
+	switch {
+	case errors.As(err, &e) && errors.Is(err, mp3.ErrID3PastEnd):
+		return 0, refuse(CodeCorrupt, fmt.Sprintf("the ID3 tag claims %d bytes but the whole file has only %d: the file is damaged or cut short", e.Claimed, size))
+	case errors.As(err, &e):
+		return 0, refuse(CodeCorrupt, fmt.Sprintf("the file starts with a damaged ID3 tag (version 2.%d, size bytes % x are not a valid tag size)", e.Header[3], e.Header[6:10]))
 	}
+	// A read error ends the tags where it happened, as a short read does:
+	// the checks that follow then find what is there.
 	return off, nil
 }
 
@@ -364,243 +369,49 @@ func isText(b []byte) bool {
 	return true
 }
 
-// mpegHeader is one parsed MPEG audio frame header.
-type mpegHeader struct {
-	version  int // 1, 2, or 25 for MPEG-2.5
-	layer    int // 1..3
-	bitrate  int // kbit/s
-	rate     int // Hz
-	mono     bool
-	crc      bool
-	length   int // bytes in the frame, header included
-	samples  int // per frame per channel
-	versBits byte
-}
-
-var mpegBitrates = [2][3][15]int{
-	{ // MPEG-1: layer I, II, III
-		{0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448},
-		{0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384},
-		{0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320},
-	},
-	{ // MPEG-2 and 2.5
-		{0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256},
-		{0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160},
-		{0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160},
-	},
-}
-
-var mpegRates = map[byte][3]int{3: {44100, 48000, 32000}, 2: {22050, 24000, 16000}, 0: {11025, 12000, 8000}}
-
-// parseMPEG parses a frame header; free-format and reserved values are
-// rejected because a frame's length cannot then be known.
-func parseMPEG(b []byte) (mpegHeader, bool) {
-	if len(b) < 4 || b[0] != 0xff || b[1]&0xe0 != 0xe0 {
-		return mpegHeader{}, false
-	}
-	vb := b[1] >> 3 & 3
-	lb := b[1] >> 1 & 3
-	bi := b[2] >> 4
-	ri := b[2] >> 2 & 3
-	if vb == 1 || lb == 0 || bi == 0 || bi == 15 || ri == 3 {
-		return mpegHeader{}, false
-	}
-	h := mpegHeader{layer: int(4 - lb), versBits: vb, crc: b[1]&1 == 0, mono: b[3]>>6 == 3}
-	switch vb {
-	case 3:
-		h.version = 1
-	case 2:
-		h.version = 2
-	default:
-		h.version = 25
-	}
-	tab := 0
-	if h.version != 1 {
-		tab = 1
-	}
-	h.bitrate = mpegBitrates[tab][h.layer-1][bi]
-	h.rate = mpegRates[vb][ri]
-	pad := int(b[2] >> 1 & 1)
-	switch {
-	case h.layer == 1:
-		h.length = (12*h.bitrate*1000/h.rate + pad) * 4
-		h.samples = 384
-	case h.layer == 2 || h.version == 1:
-		h.length = 144*h.bitrate*1000/h.rate + pad
-		h.samples = 1152
-	default:
-		h.length = 72*h.bitrate*1000/h.rate + pad
-		h.samples = 576
-	}
-	if h.layer == 2 {
-		h.samples = 1152
-	}
-	return h, true
-}
-
-func (h mpegHeader) same(o mpegHeader) bool {
-	return h.versBits == o.versBits && h.layer == o.layer && h.rate == o.rate
-}
-
-func (h mpegHeader) versionName() string {
-	if h.version == 25 {
-		return "MPEG-2.5"
-	}
-	return fmt.Sprintf("MPEG-%d", h.version)
-}
-
 // sniffMPEG looks for a chain of consecutive MPEG audio frames near the
-// start (one valid-looking header in random bytes is common; three chained
-// ones are not), then walks every frame to learn the length and whether the
-// file is cut short. ok is false when the file is not MPEG audio at all.
-func sniffMPEG(r io.ReaderAt, off, size int64, head []byte) (s sniffed, ok bool, err error) {
-	start := -1
-	var first mpegHeader
-	for i := 0; i+4 <= len(head); i++ {
-		if head[i] != 0xff {
-			continue
-		}
-		h, valid := parseMPEG(head[i:])
-		if !valid {
-			continue
-		}
-		if chained(r, off+int64(i), size, h) {
-			start, first = i, h
-			break
-		}
+// start, then walks every frame to learn the length and whether the file is
+// cut short. ok is false when the file is not MPEG audio at all.
+func sniffMPEG(r io.ReaderAt, off, size int64) (s sniffed, ok bool) {
+	first, pos, err := mpegSearch.First(r, off, size)
+	if err != nil {
+		return s, false
 	}
-	if start < 0 {
-		return s, false, nil
-	}
-	pos := off + int64(start)
 	s.Format = "mp3"
-	if first.layer != 3 {
-		s.Format = fmt.Sprintf("mp%d", first.layer)
+	if first.Layer != 3 {
+		s.Format = fmt.Sprintf("mp%d", first.Layer)
 	}
-	s.SampleRate = first.rate
-	s.Channels = 2
-	if first.mono {
-		s.Channels = 1
-	}
+	s.SampleRate = first.SampleRate
+	s.Channels = first.Channels()
 
 	// A Xing/Info or VBRI frame carries the frame count (and, from LAME,
 	// the encoder delay and padding) instead of audio.
-	fr := make([]byte, first.length)
+	fr := make([]byte, first.Length)
 	n, _ := r.ReadAt(fr, pos)
-	fr = fr[:n]
-	xingFrames, delayPad, isInfo := parseXing(fr, first)
+	tag := mp3.ParseTag(first, fr[:n])
 
-	br := bufio.NewReaderSize(io.NewSectionReader(r, pos, size-pos), 64<<10)
-	var frames int64
-	bitrates := map[int]bool{}
-	for {
-		b, _ := br.Peek(4)
-		if len(b) < 4 {
-			if len(b) > 0 && b[0] == 0xff {
-				s.Truncated = true
-			}
-			break
-		}
-		h, valid := parseMPEG(b)
-		if !valid || !h.same(first) {
-			if t, _ := br.Peek(8); bytes.HasPrefix(t, []byte("TAG")) || bytes.HasPrefix(t, []byte("APETAGEX")) ||
-				bytes.HasPrefix(t, []byte("LYRICS")) || bytes.HasPrefix(t, []byte("ID3")) {
-				break // trailing tags end the audio
-			}
-			br.Discard(1) // junk between frames: resync
-			continue
-		}
-		d, _ := br.Discard(h.length)
-		if d < h.length {
-			s.Truncated = true // the last frame is cut off
-			break
-		}
-		frames++
-		bitrates[h.bitrate] = true
-	}
-	if isInfo {
+	w := mpegSearch.Walk(r, pos, size, first)
+	s.Truncated = w.Truncated
+	frames := w.Frames
+	if tag.Kind != "" {
 		frames-- // the tag frame is silence the decoder drops
 	}
-	audio := frames * int64(first.samples)
-	if xingFrames > 0 {
-		s.DeclaredSamples = max(xingFrames*int64(first.samples)-delayPad, 0)
-		if frames < xingFrames {
+	audio := frames * int64(first.SamplesPerFrame)
+	if tag.Frames > 0 {
+		s.DeclaredSamples = tag.Frames * int64(first.SamplesPerFrame)
+		if tag.Gapless {
+			s.DeclaredSamples = tag.TotalSamples
+		}
+		if frames < tag.Frames {
 			s.Truncated = true
 		}
 	}
-	s.EstSeconds = float64(max(audio, s.DeclaredSamples)) / float64(first.rate)
+	s.EstSeconds = float64(max(audio, s.DeclaredSamples)) / float64(first.SampleRate)
 	mode := "CBR"
-	if len(bitrates) > 1 {
+	if w.Bitrates > 1 {
 		mode = "VBR"
 	}
-	s.Detail = fmt.Sprintf("%s Layer %s, %d Hz, %s, %s", first.versionName(), [4]string{"", "I", "II", "III"}[first.layer],
-		first.rate, channelsName(s.Channels), mode)
-	return s, true, nil
-}
-
-// chained reports whether up to three frames follow each other from pos
-// with matching headers (fewer when the file ends first).
-func chained(r io.ReaderAt, pos, size int64, h mpegHeader) bool {
-	for k := 0; k < 2; k++ {
-		pos += int64(h.length)
-		if pos+4 > size {
-			return k > 0 || pos <= size
-		}
-		var b [4]byte
-		if n, _ := r.ReadAt(b[:], pos); n < 4 {
-			return false
-		}
-		next, ok := parseMPEG(b[:])
-		if !ok || !next.same(h) {
-			return false
-		}
-		h = next
-	}
-	return true
-}
-
-// parseXing reads a Xing/Info (with optional LAME extension) or VBRI header
-// from the first frame.
-func parseXing(fr []byte, h mpegHeader) (frames, delayPad int64, isTag bool) {
-	side := 32
-	switch {
-	case h.version == 1 && h.mono:
-		side = 17
-	case h.version != 1 && !h.mono:
-		side = 17
-	case h.version != 1 && h.mono:
-		side = 9
-	}
-	x := 4 + side
-	if h.crc {
-		x += 2
-	}
-	if x+8 <= len(fr) && (string(fr[x:x+4]) == "Xing" || string(fr[x:x+4]) == "Info") {
-		flags := binary.BigEndian.Uint32(fr[x+4 : x+8])
-		p := x + 8
-		if flags&1 != 0 && p+4 <= len(fr) {
-			frames = int64(binary.BigEndian.Uint32(fr[p : p+4]))
-			p += 4
-		}
-		if flags&2 != 0 {
-			p += 4
-		}
-		if flags&4 != 0 {
-			p += 100
-		}
-		if flags&8 != 0 {
-			p += 4
-		}
-		if p+24 <= len(fr) && string(fr[p:p+4]) == "LAME" {
-			d := fr[p+21 : p+24]
-			delay := int64(d[0])<<4 | int64(d[1])>>4
-			pad := int64(d[1]&0x0f)<<8 | int64(d[2])
-			delayPad = delay + pad
-		}
-		return frames, delayPad, true
-	}
-	if v := 4 + 32; v+18 <= len(fr) && string(fr[v:v+4]) == "VBRI" {
-		return int64(binary.BigEndian.Uint32(fr[v+14 : v+18])), 0, true
-	}
-	return 0, 0, false
+	s.Detail = fmt.Sprintf("%s Layer %s, %d Hz, %s, %s", first.Version, [4]string{"", "I", "II", "III"}[first.Layer],
+		first.SampleRate, channelsName(s.Channels), mode)
+	return s, true
 }
