@@ -57,7 +57,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.record(r, "API token created: "+info.Scope.String()+" "+info.Name, "token_id", info.ID)
+	s.adminSecurityEvent(r, "API token created: "+info.Scope.String()+" "+info.Name, "token_id", info.ID)
 	writeJSON(w, http.StatusCreated, createdToken{TokenInfo: info, Token: tok})
 }
 
@@ -71,6 +71,6 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.record(r, "API token revoked: "+id, "token_id", id)
+	s.adminSecurityEvent(r, "API token revoked: "+id, "token_id", id)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -102,6 +102,7 @@ func (s *Server) endSessionsIfPasswordChanged() error {
 		s.sessions.deleteAll()
 		s.pwStamp = st
 		s.log.Info("admin password changed: all sessions ended")
+		s.passwordChanged(st)
 	}
 	return nil
 }

@@ -146,7 +146,7 @@ func New(o Options) (*Server, error) {
 		now:      o.Now,
 		creds:    newCredentials(o.DataDir),
 		sessions: newSessions(o.Now, o.SessionLifetime, o.SessionIdle),
-		throttle: newThrottle(o.Now),
+		throttle: newThrottle(o.Now, o.DataDir, o.Logger),
 		uploads:  newUploadTracker(o.Now),
 		upSlots:  make(chan struct{}, o.MaxConcurrentUploads),
 	}

@@ -50,18 +50,25 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	if !s.checkForm(w, r, "setup.html") || s.throttled(w, r, "setup.html") {
+	if !s.checkForm(w, r, "setup.html") {
+		return
+	}
+	// The setup code is guessed like a password and counted the same way.
+	res := s.reserveGuess(w, r, "setup.html")
+	if res == nil {
 		return
 	}
 	again := func(status int, msg string) {
 		s.render(w, status, "setup.html", pageData{Title: "Set up moh", Error: msg, FormCSRF: s.formToken(w, r)})
 	}
 	if !sameSecret(normaliseCode(r.PostForm.Get("code")), normaliseCode(code)) {
-		s.throttle.fail(throttleKey(r))
-		s.log.Warn("wrong setup code", "addr", clientAddr(r))
+		res.fail()
+		key := throttleKey(r)
+		s.securityEvent("failed", key, "wrong setup code from "+key)
 		again(http.StatusUnauthorized, "Wrong setup code. It is printed in moh's log.")
 		return
 	}
+	res.refund()
 	pw := r.PostForm.Get("password")
 	if pw != r.PostForm.Get("confirm") {
 		again(http.StatusBadRequest, "The two passwords differ.")
@@ -71,6 +78,13 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 		again(http.StatusBadRequest, "The password is not acceptable: "+err.Error()+".")
 		return
 	}
+	// Storing the password hashes it: the same fixed memory budget as
+	// checking one.
+	if !s.throttle.acquireHash() {
+		s.hashBusy(w, r, "setup.html", nil)
+		return
+	}
+	defer s.throttle.releaseHash()
 	s.setupMu.Lock()
 	if s.setupCode == "" { // someone else finished setup meanwhile
 		s.setupMu.Unlock()
