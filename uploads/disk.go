@@ -66,4 +66,21 @@ func (l *Library) checkDisk(need int64) error {
 	return nil
 }
 
+// fullDiskSlack: the tools that write renditions and previews (lame,
+// sox) report a full disk only in words on stderr, which moh does not
+// parse. Free space this low right after one of them failed says the same
+// in numbers.
+const fullDiskSlack = 1 << 20
+
+// diskFullCause returns a disk-full refusal in place of err, a tool's
+// failure to write into dir, when dir's file system has next to no space
+// left: the admin must hear "disk full", not "internal error".
+func (l *Library) diskFullCause(dir string, err error) error {
+	free, _, serr := l.opts.Statfs(dir)
+	if serr != nil || free >= fullDiskSlack {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", refuse(CodeDiskFull, fmt.Sprintf("not enough disk space: %s free; delete tracks to make room", mib(free))), err)
+}
+
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -351,6 +351,9 @@ func (l *Library) render(ctx context.Context, orig string, s sniffed, gain float
 		err = l.encode(ctx, orig, rend, s, gain, wantFrames, nil, report, size)
 	}
 	if err != nil {
+		if ctx.Err() == nil {
+			err = l.diskFullCause(l.rendDir, err) // while rend still holds the space
+		}
 		return "", nil, err
 	}
 	if err := fsyncFile(rend); err != nil {

@@ -54,10 +54,10 @@ func (l *Library) Preview(ctx context.Context, id string) (string, error) {
 	}
 	if err := dec.Run(); err != nil {
 		sox.Wait()
-		return "", fmt.Errorf("preview %s: %w", id, toolError("decoder", err, &decErr))
+		return "", fmt.Errorf("preview %s: %w", id, l.diskFullCause(l.prevDir, toolError("decoder", err, &decErr)))
 	}
 	if err := sox.Wait(); err != nil {
-		return "", fmt.Errorf("preview %s: %w", id, toolError("sox", err, &soxErr))
+		return "", fmt.Errorf("preview %s: %w", id, l.diskFullCause(l.prevDir, toolError("sox", err, &soxErr)))
 	}
 	if err := fsyncFile(tmp); err != nil {
 		return "", fmt.Errorf("preview %s: %w", id, err)

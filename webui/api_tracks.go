@@ -2,6 +2,7 @@ package webui
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -193,31 +194,49 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	extendDeadlines(w, uploadDeadline)
-	r.Body = http.MaxBytesReader(w, r.Body, s.opt.MaxUploadBytes)
+	// The rate guard sits under the body cap, so that it sees every byte
+	// that arrives; it ends when the file part has been read.
+	guard := s.guardRate(w, r.Body)
+	defer guard.stop()
+	r.Body = http.MaxBytesReader(w, guard, s.opt.MaxUploadBytes)
 
 	id := r.Header.Get("X-Upload-Id")
 	if id != "" && !uploadIDPattern.MatchString(id) {
 		s.writeError(w, r, errorf(http.StatusBadRequest, "bad_upload_id", "X-Upload-Id must be 1 to 64 letters, digits, '-' or '_'"))
 		return
 	}
-	mr, err := r.MultipartReader()
+	mr, err := multipartForm(r)
 	if err != nil {
-		s.writeError(w, r, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send multipart/form-data with the audio in a field named file"))
+		s.writeError(w, r, err)
 		return
 	}
-	for {
-		part, err := mr.NextPart()
+	for parts := 0; ; parts++ {
+		if parts == maxFormParts {
+			s.writeError(w, r, errBadMultipart(fmt.Sprintf("the form has more than %d parts", maxFormParts)))
+			return
+		}
+		// Raw: a transfer encoding is refused by formPart, never decoded.
+		part, err := mr.NextRawPart()
 		if err == io.EOF {
 			s.writeError(w, r, errorf(http.StatusBadRequest, "no_file", "the form has no field named file"))
 			return
 		}
 		if err != nil {
-			s.writeError(w, r, s.bodyError(err))
+			s.refuseBody(w, r, formError(err))
 			return
 		}
-		switch part.FormName() {
+		field, filename, err := formPart(part)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		switch field {
 		case "upload_id":
-			b, _ := io.ReadAll(io.LimitReader(part, 65))
+			b, err := io.ReadAll(io.LimitReader(part, 65))
+			if err != nil {
+				s.refuseBody(w, r, formError(err))
+				return
+			}
 			if id == "" {
 				id = strings.TrimSpace(string(b))
 				if !uploadIDPattern.MatchString(id) {
@@ -226,7 +245,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		case "file":
-			result = s.ingest(w, r, lib, id, part.FileName(), part)
+			result = s.ingest(w, r, lib, id, filename, &formBody{r: part, atEOF: guard.stop})
 			part.Close()
 			return
 		default:
@@ -248,16 +267,25 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, lib Library, id,
 		s.uploads.update(id, func(u *uploadState) { u.Stage, u.Fraction = p.Stage, p.Fraction })
 	})
 	if err != nil {
-		err = s.bodyError(err)
+		var be *bodyReadError
+		if errors.As(err, &be) {
+			err = formError(be.err)
+		}
 		status, code, msg := statusFor(err)
 		s.uploads.update(id, func(u *uploadState) { u.Done, u.Error = true, &errInfo{Code: code, Message: msg} })
-		if r.Context().Err() != nil {
+		// A read cut short by the rate guard cancels the request's
+		// context too, but that client is still there to be told why.
+		if r.Context().Err() != nil && status != http.StatusRequestTimeout {
 			s.log.Info("upload abandoned by the client", "name", name)
 			return "rejected"
 		}
 		s.log.Info("upload refused", "name", name, "status", status, "code", code, "reason", msg)
 		if status < 500 {
 			s.opt.Player.Events().Add(player.Event{Kind: "admin", Message: "upload of " + name + " refused: " + msg})
+		}
+		if status == http.StatusRequestTimeout {
+			s.refuseBody(w, r, err)
+			return "rejected"
 		}
 		// Read the rest so the browser gets the answer instead of a reset
 		// connection; the body cap bounds this.
@@ -287,14 +315,31 @@ func (s *Server) countUpload(result string) {
 	}
 }
 
-// bodyError explains a body that broke off or grew past the cap.
-func (s *Server) bodyError(err error) error {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return errorf(http.StatusRequestEntityTooLarge, "too_large", "the upload is larger than the server accepts ("+mib(mbe.Limit)+")")
+// refuseBody answers an upload whose body cannot be read on: the rest
+// of it is not waited for, so the connection closes after the answer.
+func (s *Server) refuseBody(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Connection", "close")
+	s.writeError(w, r, err)
+}
+
+// formBody is an upload's file part as the library reads it: a read error
+// is tagged as the client's, and its end is the end of the transfer the
+// rate guard watches.
+type formBody struct {
+	r     io.Reader
+	atEOF func()
+}
+
+func (b *formBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	switch {
+	case err == io.EOF:
+		if b.atEOF != nil {
+			b.atEOF()
+			b.atEOF = nil
+		}
+	case err != nil:
+		err = &bodyReadError{err: err}
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return errorf(http.StatusBadRequest, "bad_request", "the upload broke off before its end")
-	}
-	return err
+	return n, err
 }

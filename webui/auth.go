@@ -37,6 +37,7 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 		if !found {
 			return principal{}, errBadToken
 		}
+		markAuthenticated(r)
 		return principal{scope: info.Scope, tokenID: info.ID}, nil
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
@@ -44,6 +45,7 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 			return principal{}, err
 		}
 		if ss, ok := s.sessions.get(c.Value); ok {
+			markAuthenticated(r)
 			return principal{scope: ScopeAdmin, session: &ss}, nil
 		}
 	}

@@ -26,12 +26,21 @@ var securityHeaderValues = http.Header{
 	"Permissions-Policy":           {"camera=(), microphone=(), geolocation=()"},
 }
 
+// hsts tells a browser that reached the box over HTTPS to use nothing
+// else for a year, so a later plain-HTTP link cannot be used to steal the
+// session. Sent only over TLS (RFC 6797 §7.2): over plain HTTP it would be
+// ignored, and a box without TLS must stay reachable.
+var hsts = []string{"max-age=31536000"}
+
 // securityHeaders sets the headers every answer carries.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		for k, v := range securityHeaderValues {
 			h[k] = v
+		}
+		if r.TLS != nil {
+			h["Strict-Transport-Security"] = hsts
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"golang.org/x/net/netutil"
 
 	"github.com/mohproject/moh/player"
 )
@@ -72,8 +71,21 @@ type Options struct {
 	// once (default 2): ingest is CPU-heavy and must not starve playback.
 	MaxConcurrentUploads int
 	// MaxConns caps open HTTP connections (default 512), so a flood
-	// cannot use up the file descriptors the player needs.
+	// cannot use up the file descriptors the player needs. At the cap the
+	// oldest idle connection that never authenticated is closed to make
+	// room (conns.go).
 	MaxConns int
+	// MaxConnsPerAddr caps the connections of one client address, or of
+	// one IPv6 /64 (default 32). A newcomer over it takes the place of
+	// the address's longest-idle unauthenticated connection that has had
+	// its answer, or is closed at once.
+	MaxConnsPerAddr int
+	// MinUploadRate is the slowest average transfer, in bytes per second
+	// over a 10 s window after the first 10 s, an upload may arrive at
+	// before it is refused with 408 and its slot freed (default 16 KiB/s;
+	// negative disables). A trickling client must not hold an upload slot
+	// for the whole 30 min upload deadline.
+	MinUploadRate int64
 	// SessionLifetime and SessionIdle bound a login (default 12 h and 1 h).
 	SessionLifetime, SessionIdle time.Duration
 }
@@ -104,6 +116,11 @@ type Server struct {
 
 	diskMu    sync.Mutex // held by the one request refreshing diskCache
 	diskCache atomic.Pointer[diskSnapshot]
+
+	// unauthTimeout bounds reads on unauthenticated connections;
+	// upRate the slow-upload check. Fields so tests can shorten them.
+	unauthTimeout time.Duration
+	upRate        rateLimit
 }
 
 // New builds a Server. If no admin password is set yet it generates a
@@ -131,6 +148,12 @@ func New(o Options) (*Server, error) {
 	if o.MaxConns <= 0 {
 		o.MaxConns = 512
 	}
+	if o.MaxConnsPerAddr <= 0 {
+		o.MaxConnsPerAddr = defaultConnsPerAddr
+	}
+	if o.MinUploadRate == 0 {
+		o.MinUploadRate = defaultMinUploadRate
+	}
 	if o.SessionLifetime <= 0 {
 		o.SessionLifetime = 12 * time.Hour
 	}
@@ -149,6 +172,9 @@ func New(o Options) (*Server, error) {
 		throttle: newThrottle(o.Now, o.DataDir, o.Logger),
 		uploads:  newUploadTracker(o.Now),
 		upSlots:  make(chan struct{}, o.MaxConcurrentUploads),
+
+		unauthTimeout: unauthReadTimeout,
+		upRate:        rateLimit{min: o.MinUploadRate, grace: uploadRateGrace, window: uploadRateWindow},
 	}
 	var err error
 	if s.pages, err = loadPages(); err != nil {
@@ -196,7 +222,8 @@ func (s *Server) TLS() bool { return s.tls != nil }
 // httpServer sets the timeouts that keep slow or idle clients from
 // holding connections. Uploads and media downloads extend their own
 // deadlines per request (see extendDeadlines), so WriteTimeout can stay
-// short for everything else.
+// short for everything else. Connections that have not authenticated get
+// shorter read timeouts still (see connLimiter).
 func (s *Server) httpServer() *http.Server {
 	return &http.Server{
 		Handler:           s.handler,
@@ -206,6 +233,7 @@ func (s *Server) httpServer() *http.Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 		TLSConfig:         s.tls,
+		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 }
@@ -223,7 +251,9 @@ func (s *Server) Run(ctx context.Context, addr string) error {
 // Serve serves on ln until ctx is done. It closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := s.httpServer()
-	ln = netutil.LimitListener(ln, s.opt.MaxConns)
+	lim := newConnLimiter(ln, s.opt.MaxConns, s.opt.MaxConnsPerAddr, s.unauthTimeout, s.log)
+	hs.ConnState = lim.connState
+	ln = lim
 	scheme := "http"
 	if s.tls != nil {
 		scheme = "https"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -95,39 +94,4 @@ func TestSlowUploadOutlivesServerTimeouts(t *testing.T) {
 	}
 }
 
-func TestConnectionCap(t *testing.T) {
-	p := envOpts{}.testPlayer(t)
-	s, err := New(Options{Player: p, DataDir: t.TempDir(), Logger: testLogger(t), MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := listenLoopback(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	addr := ln.Addr().String()
-	var held []net.Conn
-	for range 2 {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-	}
-	// Both slots are taken by silent clients: a third is not served...
-	cl := &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
-	if resp, err := cl.Get("http://" + addr + "/healthz"); err == nil {
-		resp.Body.Close()
-		t.Fatal("third connection served beyond the cap")
-	}
-	// ...until one of them goes away.
-	held[0].Close()
-	cl.Timeout = 5 * time.Second
-	resp, err := cl.Get("http://" + addr + "/healthz")
-	if err != nil {
-		t.Fatalf("after a slot freed: %v", err)
-	}
-	resp.Body.Close()
-	held[1].Close()
-}
+// The connection caps are tested in conns_test.go.
