@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sync"
 	"syscall"
@@ -80,16 +81,77 @@ func ensureFIFO(path string) error {
 	return nil
 }
 
+// levelPipeBytes is the pipe buffer mohd gives the level FIFO: 5.9 s of
+// audio. MPD's fifo output throws away everything the pipe holds when a
+// write finds it full, so with Linux's default 64 KiB (0.37 s) any pause
+// of mohd's reader longer than that — a loaded machine, or the machine
+// paused as a whole, after which MPD writes what it owes in one burst —
+// loses audio from the count (measured: 16384 frames per overflow). 1 MiB
+// is the largest an unprivileged process may ask for by default
+// (/proc/sys/fs/pipe-max-size).
+const levelPipeBytes = 1 << 20
+
+// Linux's fcntl commands for a pipe's buffer size (the syscall package
+// does not name them).
+const (
+	fSetPipeSz = 1031
+	fGetPipeSz = 1032
+)
+
+// growPipe enlarges the buffer of the pipe behind f to levelPipeBytes, or
+// the largest size below it the kernel allows, and returns the size it
+// has. The buffer belongs to the FIFO's pipe, which lives as long as mohd
+// holds f open, so MPD's writes (re)opening the FIFO get it too.
+func growPipe(f *os.File) (int, error) {
+	rc, err := f.SyscallConn() // unlike Fd, keeps f non-blocking
+	if err != nil {
+		return 0, err
+	}
+	var size int
+	var serr error
+	cerr := rc.Control(func(fd uintptr) {
+		for want := levelPipeBytes; ; want /= 2 {
+			r, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSz, uintptr(want))
+			if e == 0 {
+				size = int(r)
+				return
+			}
+			// EPERM: above pipe-max-size, or the user's pipe quota is
+			// used up; a smaller buffer may still be allowed.
+			if e != syscall.EPERM || want <= 64<<10 {
+				serr = e
+				r, _, e = syscall.Syscall(syscall.SYS_FCNTL, fd, fGetPipeSz, 0)
+				if e == 0 {
+					size = int(r)
+				}
+				return
+			}
+		}
+	})
+	if cerr != nil {
+		return 0, cerr
+	}
+	if serr != nil {
+		return size, fmt.Errorf("grow level fifo to %d bytes: %w", levelPipeBytes, serr)
+	}
+	return size, nil
+}
+
 // readLevelFIFO drains the FIFO into m until ctx is done. It opens the
 // FIFO read-write so that the open never blocks and MPD closing its end
-// (at every pause, stop or restart) never reads as end of file.
-func readLevelFIFO(ctx context.Context, path string, m *levelMeter) error {
+// (at every pause, stop or restart) never reads as end of file. A pipe
+// buffer it could not grow is only logged: the level still works, but a
+// pause of mohd longer than the buffer loses audio from the count.
+func readLevelFIFO(ctx context.Context, path string, m *levelMeter, log *slog.Logger) error {
 	if err := ensureFIFO(path); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("open level fifo: %w", err)
+	}
+	if size, err := growPipe(f); err != nil {
+		log.Warn("level fifo buffer", "err", err, "bytes", size)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = f.Close() }) // unblocks Read
 	defer stop()

@@ -37,6 +37,9 @@ type MPDOptions struct {
 	RestartCommand []string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Crossfade is MPD's crossfade in seconds; 0 (the default) keeps the
+	// loop gapless. mohd restores it whenever another client changes it.
+	Crossfade int
 	// CallTimeout bounds every MPD command (default 1.5 s); PollInterval
 	// is how often status is read (default 500 ms, well under MPD's 60 s
 	// connection_timeout); StartTimeout bounds an MPD start (default 15 s).
@@ -46,8 +49,11 @@ type MPDOptions struct {
 }
 
 // MPD is the backend that plays through Music Player Daemon. mohd is the
-// source of truth for MPD's queue and settings: it rebuilds them after
-// every MPD restart and keeps them in sync as the playlist changes.
+// source of truth for MPD's whole player state — queue, outputs, repeat,
+// single, random, consume, crossfade, volume, play state: it rebuilds it
+// after every MPD restart, keeps the queue in sync as the playlist
+// changes, and reports any change another client makes as a fault that
+// the watchdog's replay rung undoes (see drift).
 type MPD struct {
 	o       MPDOptions
 	log     *slog.Logger
@@ -64,7 +70,17 @@ type MPD struct {
 	mu   sync.Mutex
 	want mpdWant
 	seen mpdSeen
+	// lineFailed is MPD's last complaint that it could not open the line
+	// output, and when: MPD then plays on into the level output alone and
+	// says nothing in its status (measured, alsa:hw:9,0).
+	lineFailed   string
+	lineFailedAt time.Time
 }
+
+// mpdReopenHold is how long after MPD's last failure to open the line
+// output it still counts as failed: MPD retries a failed output every
+// 10 s while playing and logs each failure, but never a success.
+const mpdReopenHold = 15 * time.Second
 
 // mpdWant is what the Player asked for; generations tell the owner
 // goroutine which changes it has not applied yet.
@@ -119,6 +135,9 @@ func NewMPD(o MPDOptions) (*MPD, error) {
 	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = 15 * time.Second
+	}
+	if o.Crossfade < 0 {
+		return nil, fmt.Errorf("mpd backend: crossfade %d s is negative", o.Crossfade)
 	}
 	if o.Addr == "" {
 		if o.RunDir == "" {
@@ -316,17 +335,39 @@ func (m *MPD) Run(ctx context.Context) error {
 }
 
 // watchLog notes MPD failing to open or decode a track: MPD then skips
-// it silently, and mohd drops it from the queue at the next refresh.
+// it silently, and mohd drops it from the queue at the next refresh. It
+// also notes MPD failing to open the line output, which its status
+// never shows.
 func (m *MPD) watchLog(line string) {
+	if _, detail, ok := strings.Cut(line, `Failed to open "`+mpdOutputName+`" `); ok {
+		// `(alsa); Failed to open ALSA device "hw:9,0": No such file…`
+		if _, why, ok := strings.Cut(detail, "; "); ok {
+			detail = why
+		}
+		m.mu.Lock()
+		m.lineFailed, m.lineFailedAt = strings.TrimSpace(detail), m.now()
+		m.mu.Unlock()
+		return
+	}
 	if strings.Contains(line, "Failed to open") || strings.Contains(line, "Failed to decode") {
 		m.lostTrack.Store(true)
 	}
 }
 
+// lineFault is the fault of a line output MPD could not open lately.
+func (m *MPD) lineFault() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lineFailed == "" || m.now().Sub(m.lineFailedAt) > mpdReopenHold {
+		return ""
+	}
+	return fmt.Sprintf("sink-failed: mpd cannot open output %q: %s (only mohd's level output hears the music)", mpdOutputName, m.lineFailed)
+}
+
 // listen keeps draining the level FIFO for the life of the backend.
 func (m *MPD) listen(ctx context.Context, fifo string) {
 	for ctx.Err() == nil {
-		if err := readLevelFIFO(ctx, fifo, m.meter); err != nil {
+		if err := readLevelFIFO(ctx, fifo, m.meter, m.log); err != nil {
 			m.log.Error("level fifo", "err", err)
 			select {
 			case <-ctx.Done():
@@ -351,8 +392,13 @@ type mpdOwner struct {
 	callFault string // the last call that failed or timed out
 	// refused holds tracks MPD would not queue, with their mtime then,
 	// so they are not offered again (and the queue rebuilt) until changed.
-	refused     map[string]time.Time
-	recovering  bool
+	refused    map[string]time.Time
+	recovering bool
+	// outputs are the names of the MPD outputs that must stay enabled
+	// (learned at the first connection; see learnOutputs).
+	outputs []string
+	// drifted is the drift last logged, so each change is logged once.
+	drifted     string
 	extLastSong int
 	extElapsed  time.Duration
 	extAt       time.Time
@@ -404,6 +450,7 @@ func (o *mpdOwner) startProc(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.seen.pid = o.proc.PID()
+	m.lineFailed = "" // a new MPD opens its outputs afresh
 	m.mu.Unlock()
 	o.log.Info("mpd started", "pid", o.proc.PID())
 	sctx, cancel := context.WithTimeout(ctx, m.o.StartTimeout)
@@ -520,19 +567,12 @@ func (o *mpdOwner) failed(err error) {
 	o.setFault(StateFailed)
 }
 
-// assert makes MPD's options, queue, volume and play state match what
-// mohd wants. full also forces play when wanted (the replay rung).
+// assert makes MPD's options, outputs, queue, volume and play state
+// match what mohd wants. full also forces play when wanted (the replay
+// rung).
 func (o *mpdOwner) assert(full bool) error {
 	m := o.m
-	err := o.conn.do("options", func(c *mpd.Client) error {
-		cl := c.BeginCommandList()
-		cl.Repeat(true)
-		cl.Single(false)
-		cl.Random(false)
-		cl.Consume(false)
-		return cl.End()
-	})
-	if err != nil {
+	if err := o.assertOptions(); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -544,6 +584,188 @@ func (o *mpdOwner) assert(full bool) error {
 		return err
 	}
 	return nil
+}
+
+// assertOptions puts back the playback options and outputs that make
+// MPD loop the queue gaplessly into the line: repeat on, single, random
+// and consume off, the configured crossfade, and every output mohd
+// needs enabled.
+func (o *mpdOwner) assertOptions() error {
+	err := o.conn.do("options", func(c *mpd.Client) error {
+		cl := c.BeginCommandList()
+		cl.Repeat(true)
+		cl.Single(false)
+		cl.Random(false)
+		cl.Consume(false)
+		return cl.End()
+	})
+	if err != nil {
+		return err
+	}
+	// gompd's command list has no crossfade or enableoutput.
+	xfade := o.m.o.Crossfade
+	if err := o.conn.do("crossfade", func(c *mpd.Client) error { return c.Command("crossfade %d", xfade).OK() }); err != nil {
+		return err
+	}
+	outs, err := o.listOutputs()
+	if err != nil {
+		return err
+	}
+	o.learnOutputs(outs)
+	moved := false
+	for _, out := range outs {
+		if name := out["outputname"]; o.wantsOutput(name) && movedAway(out) {
+			// moveoutput pulls it back into mohd's (the default)
+			// partition, with whatever enabled state it had there.
+			if err := o.conn.do("moveoutput", func(c *mpd.Client) error { return c.MoveOutput(name) }); err != nil {
+				return err
+			}
+			o.log.Info("mpd output moved back", "output", name)
+			moved = true
+		}
+	}
+	if moved {
+		if outs, err = o.listOutputs(); err != nil {
+			return err
+		}
+	}
+	for _, out := range outs {
+		if !o.wantsOutput(out["outputname"]) || out["outputenabled"] == "1" && !movedAway(out) {
+			continue
+		}
+		id, err := strconv.Atoi(out["outputid"])
+		if err != nil {
+			return fmt.Errorf("mpd output %q has id %q", out["outputname"], out["outputid"])
+		}
+		if err := o.conn.do("enableoutput", func(c *mpd.Client) error { return c.EnableOutput(id) }); err != nil {
+			return err
+		}
+		o.log.Info("mpd output enabled", "output", out["outputname"])
+	}
+	return nil
+}
+
+// movedAway reports an output another client moved into a partition of
+// its own: MPD 0.22+ leaves a "dummy" of it in the default partition,
+// which plays nothing whether enabled or not (measured on 0.23).
+func movedAway(out mpd.Attrs) bool { return out["plugin"] == "dummy" }
+
+func (o *mpdOwner) listOutputs() ([]mpd.Attrs, error) {
+	var outs []mpd.Attrs
+	err := o.conn.do("outputs", func(c *mpd.Client) error {
+		var err error
+		outs, err = c.ListOutputs()
+		return err
+	})
+	return outs, err
+}
+
+// learnOutputs fixes, once, which outputs must stay enabled. The MPD mohd
+// owns has the two outputs mohd wrote into its config. An MPD mohd does
+// not own may have outputs its admin keeps off on purpose, so the ones
+// enabled when mohd first sees it are the configured ones (all of them if
+// none is: an MPD with no output enabled plays to nobody).
+func (o *mpdOwner) learnOutputs(outs []mpd.Attrs) {
+	if o.outputs != nil {
+		return
+	}
+	if o.m.owned {
+		o.outputs = []string{mpdOutputName, mpdLevelOutputName}
+		return
+	}
+	o.outputs = []string{}
+	for _, out := range outs {
+		if out["outputenabled"] == "1" {
+			o.outputs = append(o.outputs, out["outputname"])
+		}
+	}
+	if len(o.outputs) == 0 {
+		for _, out := range outs {
+			o.outputs = append(o.outputs, out["outputname"])
+		}
+	}
+	o.log.Info("mpd outputs kept enabled", "outputs", o.outputs)
+}
+
+func (o *mpdOwner) wantsOutput(name string) bool {
+	for _, n := range o.outputs {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// drift compares MPD's status and outputs with what mohd set and returns
+// a fault for the first difference (outputs, then options, then the
+// queue), "" when there is none. Only another client changes these: mohd
+// sets them all in assert and notes the queue version after its own
+// changes.
+func (o *mpdOwner) drift(st mpd.Attrs, outs []mpd.Attrs) string {
+	var off []string
+	lineOff := false // anything but mohd's own level output
+	note := func(name, what string) {
+		off = append(off, what)
+		lineOff = lineOff || name != mpdLevelOutputName || !o.m.owned
+	}
+	for _, out := range outs {
+		name := out["outputname"]
+		switch {
+		case !o.wantsOutput(name):
+		case movedAway(out):
+			note(name, fmt.Sprintf("moved output %q to another partition", name))
+		case out["outputenabled"] != "1":
+			note(name, fmt.Sprintf("disabled output %q", name))
+		}
+	}
+	if len(off) > 0 {
+		what := "mohd cannot hear what plays"
+		if lineOff {
+			what = "callers hear nothing"
+		}
+		return fmt.Sprintf("mpd-output: another client %s: %s", strings.Join(off, ", "), what)
+	}
+	var opts []string
+	for _, want := range []struct{ key, val, text string }{
+		{"repeat", "1", "repeat is off"},
+		{"single", "0", "single is on"},
+		{"random", "0", "random is on"},
+		{"consume", "0", "consume is on"},
+	} {
+		if v, ok := st[want.key]; ok && v != want.val {
+			opts = append(opts, want.text)
+		}
+	}
+	// MPD leaves xfade out of its status while crossfade is 0.
+	xfade := st["xfade"]
+	if xfade == "" {
+		xfade = "0"
+	}
+	if xfade != strconv.Itoa(o.m.o.Crossfade) {
+		opts = append(opts, fmt.Sprintf("crossfade is %s s, want %d s", xfade, o.m.o.Crossfade))
+	}
+	if len(opts) > 0 {
+		return "mpd-options: changed by another client: " + strings.Join(opts, ", ")
+	}
+	// Last: consume or random change the queue too, and the cause is
+	// what the event should name.
+	if v := st["playlist"]; o.queueVer != "" && v != o.queueVer {
+		return fmt.Sprintf("mpd-queue: another client changed the queue (length %s, mohd queued %d)", st["playlistlength"], len(o.queue))
+	}
+	return ""
+}
+
+// noteDrift logs each change by another client once, and its end.
+func (o *mpdOwner) noteDrift(drift string) {
+	if drift == o.drifted {
+		return
+	}
+	if drift != "" {
+		o.log.Warn("mpd player state changed behind mohd's back", "fault", drift)
+	} else {
+		o.log.Info("mpd player state is mohd's again", "was", o.drifted)
+	}
+	o.drifted = drift
 }
 
 // apply carries admin changes over to MPD.
@@ -833,17 +1055,35 @@ func (o *mpdOwner) refresh() {
 		o.failed(err)
 		return
 	}
-	if v := st["playlist"]; o.queueVer != "" && v != o.queueVer {
-		o.log.Warn("mpd queue changed by another client; restoring it")
-		if err := o.syncQueue(o.wantedPlaylist()); err != nil {
-			o.failed(err)
-			return
-		}
+	outs, err := o.listOutputs()
+	if err != nil {
+		o.failed(err)
+		return
 	}
 	m := o.m
 	m.mu.Lock()
 	w := m.want
 	m.mu.Unlock()
+	drift := o.drift(st, outs)
+	if drift != "" && !w.playing && !o.recovering {
+		// The watchdog stands down while the admin has stopped playback,
+		// so mohd puts its state back itself: Play must start from it.
+		o.noteDrift(drift)
+		if err := o.assert(false); err != nil {
+			o.failed(err)
+			if !o.conn.connected() {
+				return
+			}
+			// MPD refused a command: the drift stays a fault (and is
+			// retried at the next poll).
+		} else if st, err = o.status(); err != nil {
+			o.failed(err)
+			return
+		} else {
+			drift = ""
+		}
+	}
+	o.noteDrift(drift)
 
 	s := mpdSeen{index: -1}
 	pos, perr := strconv.Atoi(st["song"])
@@ -867,9 +1107,29 @@ func (o *mpdOwner) refresh() {
 	state := st["state"]
 	var fault string
 	vol, verr := strconv.Atoi(st["volume"])
+	var lineFault string
+	if m.owned {
+		lineFault = m.lineFault()
+	}
 	switch {
 	case st["error"] != "":
 		fault = "mpd-error: " + st["error"]
+		if drift != "" {
+			// The error is what the drift caused (no output left to
+			// open): the class picks the clear-error rung, whose replay
+			// also undoes the drift; the text names the cause.
+			fault += " (" + drift + ")"
+		}
+	case lineFault != "":
+		// The class picks the restart rung (a new MPD opens its outputs
+		// at once) and then the ladder's backoff, as for the direct
+		// backend's missing card.
+		fault = lineFault
+	case drift != "":
+		// Another client changed what mohd owns; the watchdog's replay
+		// rung puts it back, and until then nothing may call the line
+		// healthy (a disabled line output still feeds the level output).
+		fault = drift
 	case w.playing && state == "stop":
 		fault = "mpd-stopped: mpd is stopped but playback is wanted"
 	case w.playing && state == "pause":

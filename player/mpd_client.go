@@ -111,7 +111,7 @@ func (m *mpdConn) startWatcher() error {
 	var w *mpd.Watcher
 	finished, err := m.runBounded("watch", func() error {
 		var err error
-		w, err = mpd.NewWatcher(m.network, m.addr, "", "player", "mixer", "options", "playlist")
+		w, err = mpd.NewWatcher(m.network, m.addr, "", "player", "mixer", "options", "playlist", "output")
 		return err
 	})
 	if err != nil {

@@ -25,6 +25,14 @@ const (
 	mpdEmptyLibrary = "library"
 )
 
+// The names of the two outputs of the MPD mohd owns: the line, and the
+// copy mohd listens to for the level. Both must stay enabled; the
+// backend treats either being disabled (by another client) as a fault.
+const (
+	mpdOutputName      = "moh"
+	mpdLevelOutputName = "moh-level"
+)
+
 // mpdConfig is everything that goes into the mpd.conf mohd writes for the
 // MPD it owns.
 type mpdConfig struct {
@@ -72,7 +80,7 @@ func (c mpdConfig) render() (string, error) {
 	switch c.Output.Kind {
 	case OutputALSA:
 		kv("\t", "type", "alsa")
-		kv("\t", "name", "moh")
+		kv("\t", "name", mpdOutputName)
 		if c.Output.Device != "" {
 			kv("\t", "device", c.Output.Device)
 		}
@@ -80,12 +88,12 @@ func (c mpdConfig) render() (string, error) {
 		// Raw s16le 44.1 kHz stereo appended to the file; the level FIFO
 		// output below paces MPD in real time.
 		kv("\t", "type", "pipe")
-		kv("\t", "name", "moh")
+		kv("\t", "name", mpdOutputName)
 		kv("\t", "command", "exec cat >> "+shellQuote(c.Output.Path))
 		kv("\t", "format", "44100:16:2")
 	case OutputNull, "":
 		kv("\t", "type", "null")
-		kv("\t", "name", "moh")
+		kv("\t", "name", mpdOutputName)
 		kv("\t", "sync", "yes") // paced by a timer like a sound card
 	default:
 		return "", fmt.Errorf("mpd config: unknown output kind %q", c.Output.Kind)
@@ -100,7 +108,7 @@ func (c mpdConfig) render() (string, error) {
 	// never blocks MPD even if mohd stops reading.
 	b.WriteString("audio_output {\n")
 	kv("\t", "type", "fifo")
-	kv("\t", "name", "moh-level")
+	kv("\t", "name", mpdLevelOutputName)
 	kv("\t", "path", filepath.Join(c.RunDir, mpdLevelFIFO))
 	kv("\t", "format", "44100:16:2")
 	kv("\t", "mixer_type", "software")

@@ -269,6 +269,31 @@ func TestMPDOutputs(t *testing.T) {
 	}
 }
 
+// mohd not reading the level FIFO for a while — the machine loaded, or
+// paused as a whole, after which MPD writes what it owes in one burst —
+// must not lose audio from the count: MPD's fifo output throws away all
+// the pipe holds when a write finds it full, and a default pipe holds
+// only 0.37 s (measured: TestMPDOutputs at 24054–35266 frames/s on a
+// loaded machine, a pipe's worth lost per stall).
+func TestMPDLevelSurvivesReaderStall(t *testing.T) {
+	f := newMPDFixture(t, MPDOptions{}, 1)
+	p := &mpdFlowProbe{b: f.m}
+	pollUntil(t, 15*time.Second, "audio", func() bool { time.Sleep(100 * time.Millisecond); return p.flowing() })
+	time.Sleep(500 * time.Millisecond) // past MPD's start
+	f0, t0 := f.m.Status().Frames, time.Now()
+	// The level reader blocks in add: nothing drains the FIFO for 1.5 s,
+	// four times what a default pipe holds.
+	f.m.meter.mu.Lock()
+	time.Sleep(1500 * time.Millisecond)
+	f.m.meter.mu.Unlock()
+	time.Sleep(time.Second)
+	rate := float64(f.m.Status().Frames-f0) / time.Since(t0).Seconds()
+	t.Logf("%.0f frames/s over a 1.5 s stall of the reader", rate)
+	if rate < SampleRate*0.9 || rate > SampleRate*1.1 {
+		t.Fatalf("level FIFO lost audio while mohd did not read: %.0f frames/s", rate)
+	}
+}
+
 func TestMPDNextAndStop(t *testing.T) {
 	f := newMPDFixture(t, MPDOptions{}, 3)
 	p := &mpdFlowProbe{b: f.m}
@@ -286,7 +311,9 @@ func TestMPDNextAndStop(t *testing.T) {
 
 // An MPD mohd does not own, over TCP: tracks play by their path in the
 // shared music folder after a database update; a track outside it is
-// skipped and reported; the restart rung needs a restart command.
+// skipped and reported; the restart rung needs a restart command. The
+// outputs enabled when mohd connects are the ones it keeps enabled; one
+// its admin had turned off stays off.
 func TestMPDExternalOverTCP(t *testing.T) {
 	mpdNeedTools(t)
 	dir := t.TempDir()
@@ -308,7 +335,8 @@ func TestMPDExternalOverTCP(t *testing.T) {
 	conf := filepath.Join(dir, "mpd.conf")
 	text := "music_directory " + quoteConf(music) + "\ndb_file " + quoteConf(filepath.Join(dir, "db")) +
 		"\nbind_to_address \"127.0.0.1\"\nport \"" + wdItoa(port) + "\"\nauto_update \"no\"\nzeroconf_enabled \"no\"\n" +
-		"audio_output {\n type \"null\"\n name \"n\"\n mixer_type \"software\"\n}\n"
+		"audio_output {\n type \"null\"\n name \"n\"\n mixer_type \"software\"\n}\n" +
+		"audio_output {\n type \"null\"\n name \"spare\"\n mixer_type \"software\"\n}\n"
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +351,7 @@ func TestMPDExternalOverTCP(t *testing.T) {
 	if err := proc.waitReady(ctx, "tcp", addr); err != nil {
 		t.Fatal(err)
 	}
+	mpdSay(t, "tcp", addr, "disableoutput 1") // the admin's choice, before mohd
 
 	m, err := NewMPD(MPDOptions{Logger: wdTestLogger(t), Addr: addr, MusicDir: music})
 	if err != nil {
@@ -371,6 +400,29 @@ func TestMPDExternalOverTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	pollUntil(t, 5*time.Second, "playing again", func() bool { return m.Status().State == StatePlaying })
+
+	// Output "n" switched off by another client is a fault until mohd
+	// turns it back on; "spare" stays as its admin left it. With no
+	// output left MPD fails playback ("Failed to open audio output"), so
+	// the fault may be MPD's error, naming the cause; the rung is the
+	// watchdog's for the class.
+	mpdSay(t, "tcp", addr, "disableoutput 0")
+	var fault string
+	pollUntil(t, 5*time.Second, "output fault", func() bool {
+		fault = m.Status().Fault
+		return strings.Contains(fault, `mpd-output: another client disabled output "n"`)
+	})
+	t.Logf("fault: %s", fault)
+	rc3, rcancel3 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel3()
+	if err := m.Recover(rc3, startRung(faultClass(m.Status().Fault))); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 5*time.Second, "fault cleared", func() bool { return m.Status().Fault == "" })
+	outs, err := c.ListOutputs()
+	if err != nil || len(outs) != 2 || outs[0]["outputenabled"] != "1" || outs[1]["outputenabled"] != "0" {
+		t.Fatalf("outputs = %v, %v; want n enabled, spare still disabled", outs, err)
+	}
 }
 
 func freePort(t testing.TB) int {
