@@ -2,7 +2,6 @@ package uploads
 
 import (
 	"log/slog"
-	"os/exec"
 	"path/filepath"
 	"time"
 )
@@ -54,8 +53,8 @@ type Options struct {
 	Tools  Tools
 }
 
-// Tools are the external programs ingest runs. Empty fields are looked up
-// in PATH.
+// Tools are the external programs ingest runs (the list is ingestTools in
+// tools.go). Empty fields are looked up in PATH.
 type Tools struct {
 	MPG123 string // MP3 decoder: conformant for MPEG-1/2/2.5, honours the LAME tag
 	Sox    string // WAV/FLAC/Ogg decoder, resampler, gain, phone-band preview
@@ -113,16 +112,5 @@ func (o *Options) setDefaults() {
 	if o.Statfs == nil {
 		o.Statfs = statfs
 	}
-	look := func(p *string, name string) {
-		if *p == "" {
-			if found, err := exec.LookPath(name); err == nil {
-				*p = found
-			} else {
-				*p = name // fails at first use with a clear "executable not found"
-			}
-		}
-	}
-	look(&o.Tools.MPG123, "mpg123")
-	look(&o.Tools.Sox, "sox")
-	look(&o.Tools.Lame, "lame")
+	resolveTools(&o.Tools)
 }

@@ -38,26 +38,23 @@ func (l *Library) Preview(ctx context.Context, id string) (string, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, l.toolBudget(t.Duration.Seconds()))
 	defer cancel()
-	var decErr, soxErr stderrTail
-	dec := l.decodeCmd(ctx, t.Path, sniffed{Format: "mp3"})
-	dec.Stderr = &decErr
-	sox := l.command(ctx, l.opts.Tools.Sox, "-V1",
+	dec := l.decoder(ctx, t.Path, "mp3")
+	sox := l.tool(ctx, "sox", "-V1",
 		"-t", "raw", "-r", "44100", "-e", "floating-point", "-b", "32", "-c", "2", "-",
 		"-t", "wav", "-r", "8000", "-e", "u-law", "-b", "8", "-c", "1", tmp,
 		"sinc", "300-3400", "rate", "-v", "8000")
-	sox.Stderr = &soxErr
-	if sox.Stdin, err = dec.StdoutPipe(); err != nil {
+	if sox.cmd.Stdin, err = dec.cmd.StdoutPipe(); err != nil {
 		return "", fmt.Errorf("preview %s: %w", id, err)
 	}
-	if err := sox.Start(); err != nil {
-		return "", fmt.Errorf("preview %s: start sox: %w", id, err)
+	if err := sox.start(); err != nil {
+		return "", fmt.Errorf("preview %s: %w", id, err)
 	}
-	if err := dec.Run(); err != nil {
-		sox.Wait()
-		return "", fmt.Errorf("preview %s: %w", id, l.diskFullCause(l.prevDir, toolError("decoder", err, &decErr)))
+	if err := dec.run(); err != nil {
+		sox.cmd.Wait()
+		return "", fmt.Errorf("preview %s: %w", id, l.diskFullCause(l.prevDir, err))
 	}
-	if err := sox.Wait(); err != nil {
-		return "", fmt.Errorf("preview %s: %w", id, l.diskFullCause(l.prevDir, toolError("sox", err, &soxErr)))
+	if err := sox.wait(); err != nil {
+		return "", fmt.Errorf("preview %s: %w", id, l.diskFullCause(l.prevDir, err))
 	}
 	if err := fsyncFile(tmp); err != nil {
 		return "", fmt.Errorf("preview %s: %w", id, err)

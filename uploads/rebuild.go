@@ -44,7 +44,8 @@ func (l *Library) rebuild(ctx context.Context, old Track) error {
 		return ctx.Err()
 	}
 	defer func() { <-l.work }()
-	_, err := l.process(ctx, old.OriginalPath, old.ID, old.Name, old.Size, func(string, float64, int64) {}, func(rend string, t Track) error {
+	j := &job{id: old.ID, name: old.Name, orig: old.OriginalPath, size: old.Size, report: func(string, float64, int64) {}}
+	_, err := l.process(ctx, j, func(rend string, t Track) error {
 		return l.replaceRendition(rend, old, t)
 	})
 	if err != nil {

@@ -26,27 +26,31 @@ type sniffed struct {
 	// walked, so an over-long file is refused before it is decoded.
 	EstSeconds float64
 	// Truncated is set when the container itself shows the file is cut
-	// short (partial last MPEG frame, WAV data chunk longer than the file,
-	// Ogg stream without its end page).
+	// short (MPEG frames missing that the info tag announces, or most of
+	// the last frame; WAV data chunk longer than the file, Ogg stream
+	// without its end page).
 	Truncated bool
+
+	// MPEG only. Frames is how many frames the walk found (info frames
+	// included), SamplesPerFrame the first frame's.
+	Frames          int64
+	SamplesPerFrame int
+	// MidStream: the first frame's audio data starts before it, in frames
+	// the file does not have: it was cut out of a longer stream, and
+	// decoders start with silence (warmup in decode.go).
+	MidStream bool
+	// Parts are what the decoder reads, each part on its own at its own
+	// rate: more than one when the stream changes rate or channel count on
+	// the way (files joined with cat). The last ends with the last whole
+	// frame, so the decoder never reads the junk or cut-off frame after
+	// the audio.
+	Parts []mpegPart
 }
 
 const (
 	sniffHeadBytes = 64 << 10 // how far past the tags a first MPEG frame may start
 	maxID3Tags     = 4
 )
-
-// mpegSearch is how the sniffer finds MPEG audio: what mpg123 decodes,
-// confirmed by two more frames (one valid-looking header in random bytes
-// is common; three chained ones are not), or fewer when the file ends
-// first, with the whole header in the first sniffHeadBytes after the tags.
-// Free format is not recognised: its frames have no length to chain by.
-var mpegSearch = mp3.Search{
-	Window:      sniffHeadBytes - 3,
-	Follow:      2,
-	AnyEmphasis: true,
-	End:         mp3.EndWholeFrame,
-}
 
 // sniff identifies the file in r (size bytes). A non-nil error is always a
 // *Refusal naming what the file is or what is wrong with it.
@@ -193,7 +197,7 @@ var wavUnsupported = map[uint16]string{
 func sniffOgg(r io.ReaderAt, head []byte, size int64) (sniffed, error) {
 	// First page: 27-byte header, segment table, then the codec's first packet.
 	if len(head) < 28 {
-		return sniffed{}, refuse(CodeTruncated, "the Ogg file is cut off inside its first page: the audio ends at 0.0 s")
+		return sniffed{}, refuse(CodeTruncated, "the Ogg file is cut off inside its first page, before any audio")
 	}
 	pkt := 27 + int(head[26])
 	if pkt+30 > len(head) {
@@ -367,51 +371,4 @@ func isText(b []byte) bool {
 		b = b[n:]
 	}
 	return true
-}
-
-// sniffMPEG looks for a chain of consecutive MPEG audio frames near the
-// start, then walks every frame to learn the length and whether the file is
-// cut short. ok is false when the file is not MPEG audio at all.
-func sniffMPEG(r io.ReaderAt, off, size int64) (s sniffed, ok bool) {
-	first, pos, err := mpegSearch.First(r, off, size)
-	if err != nil {
-		return s, false
-	}
-	s.Format = "mp3"
-	if first.Layer != 3 {
-		s.Format = fmt.Sprintf("mp%d", first.Layer)
-	}
-	s.SampleRate = first.SampleRate
-	s.Channels = first.Channels()
-
-	// A Xing/Info or VBRI frame carries the frame count (and, from LAME,
-	// the encoder delay and padding) instead of audio.
-	fr := make([]byte, first.Length)
-	n, _ := r.ReadAt(fr, pos)
-	tag := mp3.ParseTag(first, fr[:n])
-
-	w := mpegSearch.Walk(r, pos, size, first)
-	s.Truncated = w.Truncated
-	frames := w.Frames
-	if tag.Kind != "" {
-		frames-- // the tag frame is silence the decoder drops
-	}
-	audio := frames * int64(first.SamplesPerFrame)
-	if tag.Frames > 0 {
-		s.DeclaredSamples = tag.Frames * int64(first.SamplesPerFrame)
-		if tag.Gapless {
-			s.DeclaredSamples = tag.TotalSamples
-		}
-		if frames < tag.Frames {
-			s.Truncated = true
-		}
-	}
-	s.EstSeconds = float64(max(audio, s.DeclaredSamples)) / float64(first.SampleRate)
-	mode := "CBR"
-	if w.Bitrates > 1 {
-		mode = "VBR"
-	}
-	s.Detail = fmt.Sprintf("%s Layer %s, %d Hz, %s, %s", first.Version, [4]string{"", "I", "II", "III"}[first.Layer],
-		first.SampleRate, channelsName(s.Channels), mode)
-	return s, true
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -75,7 +74,7 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("open library: %w", err)
 	}
-	warnMissingIngestTools(log)
+	warnMissingIngestTools(log, libOpts)
 
 	backend, err := newBackend(c, out, lib.RenditionDir(), log)
 	if err != nil {
@@ -251,14 +250,8 @@ func splitList(s string) []string {
 // warnMissingIngestTools says at start, not at the first upload, when the
 // programs the library's ingest runs are not installed. Playback does not
 // need them.
-func warnMissingIngestTools(log *slog.Logger) {
-	var missing []string
-	for _, t := range []string{"mpg123", "sox", "lame"} {
-		if _, err := exec.LookPath(t); err != nil {
-			missing = append(missing, t)
-		}
-	}
-	if len(missing) > 0 {
+func warnMissingIngestTools(log *slog.Logger, opts uploads.Options) {
+	if missing := uploads.MissingTools(opts); len(missing) > 0 {
 		log.Warn("uploads will be refused until the ingest tools are installed (Debian: apt-get install mpg123 sox libsox-fmt-mp3 lame)",
 			"missing", strings.Join(missing, ", "))
 	}

@@ -185,3 +185,23 @@ func parseHeader(b []byte, anyEmphasis bool) (FrameHeader, error) {
 	}
 	return h, nil
 }
+
+// MainDataBegin reads a Layer III frame's main_data_begin from frame (the
+// frame's first bytes): how far before this frame its audio data starts,
+// in the bit reservoir the frames before it filled. A stream whose first
+// frame says more than 0 was cut out of a longer one; decoders output
+// silence until the reservoir holds what a frame needs. ok is false for
+// Layers I and II and for a frame too short to say.
+func MainDataBegin(h FrameHeader, frame []byte) (n int, ok bool) {
+	off := 4
+	if h.Protected {
+		off += 2 // the CRC comes before the side information
+	}
+	if h.Layer != 3 || len(frame) < off+2 {
+		return 0, false
+	}
+	if h.Version == MPEG1 {
+		return int(frame[off])<<1 | int(frame[off+1]>>7), true // 9 bits
+	}
+	return int(frame[off]), true // 8 bits
+}

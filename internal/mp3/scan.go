@@ -39,8 +39,13 @@ type Search struct {
 	TAGConfirms bool
 	// FreeFormat lets free-format headers (bitrate index 0) be candidates:
 	// the next free-format header of the same stream within MaxFrameBytes
-	// confirms one. Otherwise they are not frames at all.
+	// confirms one (and gives the frame length the further Follow frames
+	// are checked at). Otherwise they are not frames at all.
 	FreeFormat bool
+	// Parts lets Walk follow a stream that changes sample rate, version,
+	// layer or channel count (two files joined with cat): a confirmed
+	// frame of the new stream starts a new Part instead of being junk.
+	Parts bool
 	// AnyEmphasis lets the reserved emphasis value through, as mpg123
 	// does; go-mp3 refuses it.
 	AnyEmphasis bool
@@ -124,7 +129,10 @@ func (s Search) confirm(r io.ReaderAt, h FrameHeader, pos, size int64, atStart b
 }
 
 // confirmFreeFormat looks for the next free-format header within the
-// largest possible frame.
+// largest possible frame. That distance is the stream's frame length, so
+// when Follow asks for more, the further frames must start where that
+// length puts them, as in any other stream: one more free-format header
+// somewhere in 2.9 KB of random bytes is not rare enough.
 func (s Search) confirmFreeFormat(r io.ReaderAt, h FrameHeader, pos, size int64, atStart bool) (bool, error) {
 	buf := make([]byte, MaxFrameBytes+4)
 	n, err := r.ReadAt(buf, pos+4)
@@ -135,9 +143,38 @@ func (s Search) confirmFreeFormat(r io.ReaderAt, h FrameHeader, pos, size int64,
 		if buf[i] != 0xFF {
 			continue
 		}
-		if h2, ok := s.header(buf[i : i+4]); ok && h2.Bitrate == 0 && SameStream(h, h2) {
-			return true, nil
+		h2, ok := s.header(buf[i : i+4])
+		if !ok || h2.Bitrate != 0 || !SameStream(h, h2) {
+			continue
 		}
+		base := 4 + i - padSlot(h)
+		if base <= 4 {
+			continue
+		}
+		return s.confirmFreeChain(r, h2, pos+4+int64(i), base, size)
 	}
 	return atStart && pos+4+int64(n) >= size, nil
+}
+
+// confirmFreeChain checks the frames after the second free-format header
+// (h at pos): Follow-1 more, each base bytes plus its padding slot after
+// the one before. A chain the end of the file cuts short counts as
+// confirmed: the two headers already agree.
+func (s Search) confirmFreeChain(r io.ReaderAt, h FrameHeader, pos int64, base int, size int64) (bool, error) {
+	for range s.Follow - 1 {
+		pos += int64(base + padSlot(h))
+		if pos+4 > size {
+			return true, nil
+		}
+		var b [4]byte
+		if _, err := r.ReadAt(b[:], pos); err != nil && !errors.Is(err, io.EOF) {
+			return false, fmt.Errorf("read frame at %d: %w", pos, err)
+		}
+		h2, ok := s.header(b[:])
+		if !ok || h2.Bitrate != 0 || !SameStream(h, h2) {
+			return false, nil
+		}
+		h = h2
+	}
+	return true, nil
 }
