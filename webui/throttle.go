@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/mohproject/moh/internal/atomicfile"
 )
 
@@ -44,6 +46,13 @@ const ThrottleFile = "login-throttle.json"
 //     (the global bucket running dry, an address throttled again) at most
 //     every ten minutes, and a plain failed attempt never: flash sees a few
 //     writes during a flood and none otherwise.
+//
+// The save budget and the event budget are rate.Limiters. The login
+// buckets are not: a guess is given back after its password was hashed,
+// which rate.Limiter cannot express (Reservation.CancelAt does nothing
+// once the reservation's time has passed, and giving tokens back with a
+// negative n is undocumented, golang/go#54082), nor can a limiter be set
+// to the level that ThrottleFile holds.
 type throttle struct {
 	now func() time.Time
 	log *slog.Logger
@@ -62,7 +71,8 @@ type throttle struct {
 	urgent  bool // an address not throttled in the file ran out of guesses
 	pending bool // another change worth saving happened since the last save
 	savedAt time.Time
-	writes  bucket // saves allowed: writeBurst, one more per writeRefill
+	writes  *rate.Limiter // saves allowed: writeBurst, one more per writeRefill
+	force   bool          // the next save does not wait for the write budget
 
 	path   string // "" saves nothing
 	saveMu sync.Mutex
@@ -108,6 +118,7 @@ func newThrottle(now func() time.Time, dataDir string, log *slog.Logger) *thrott
 		maxAddrs:  10000,
 		hashSlots: make(chan struct{}, 1),
 		addrs:     map[string]*bucket{},
+		writes:    rate.NewLimiter(rate.Every(writeRefill), writeBurst),
 		events:    newSecLimiter(),
 	}
 	if dataDir != "" {
@@ -313,7 +324,7 @@ func (t *throttle) reset() {
 	t.addrs = map[string]*bucket{}
 	t.global = bucket{}
 	t.urgent = true
-	t.writes.Tokens = max(t.writes.Tokens, 1) // the admin's reset is saved even mid-flood
+	t.force = true // the admin's reset is saved even mid-flood
 	t.mu.Unlock()
 	t.maybeSave()
 }
@@ -328,17 +339,16 @@ func (t *throttle) maybeSave() {
 	}
 	now := t.now()
 	t.mu.Lock()
-	refill(&t.writes, now, writeBurst, writeRefill)
-	due := (t.urgent || (t.pending && now.Sub(t.savedAt) >= lazyEvery)) && t.writes.Tokens >= 1
+	due := (t.urgent || (t.pending && now.Sub(t.savedAt) >= lazyEvery)) && (t.force || t.writes.TokensAt(now) >= 1)
 	if !due || !t.saveMu.TryLock() {
 		t.mu.Unlock()
 		return
 	}
 	defer t.saveMu.Unlock()
 	st := t.snapshot(now)
-	t.urgent, t.pending = false, false
+	t.urgent, t.pending, t.force = false, false, false
 	t.savedAt = now
-	t.writes.Tokens--
+	t.writes.AllowN(now, 1) // a forced save spends a write only if one is left
 	t.mu.Unlock()
 
 	b, err := json.Marshal(st)
@@ -389,7 +399,7 @@ func (t *throttle) snapshot(now time.Time) throttleState {
 // was left out. The log gets the per-address events whatever the budget.
 type secLimiter struct {
 	seen       map[string]time.Time
-	budget     bucket
+	budget     *rate.Limiter
 	suppressed int
 	since      time.Time
 	summaryAt  time.Time
@@ -402,7 +412,9 @@ const (
 	secMaxSeen = 4096
 )
 
-func newSecLimiter() secLimiter { return secLimiter{seen: map[string]time.Time{}} }
+func newSecLimiter() secLimiter {
+	return secLimiter{seen: map[string]time.Time{}, budget: rate.NewLimiter(rate.Every(secRefill), secBurst)}
+}
 
 // secVerdict says what to do with one attacker-driven security event.
 type secVerdict struct {
@@ -433,9 +445,7 @@ func (t *throttle) securityEvent(kind, addr string) secVerdict {
 			l.seen[key] = now
 			v.log = true
 		}
-		refill(&l.budget, now, secBurst, secRefill)
-		if v.log && l.budget.Tokens >= 1 {
-			l.budget.Tokens--
+		if v.log && l.budget.AllowN(now, 1) {
 			v.event = true
 		} else {
 			l.count(now)

@@ -1,11 +1,15 @@
 package check
 
 import (
-	"strconv"
+	"sort"
 	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
-// sample is one line of the Prometheus text format.
+// sample is one series of the Prometheus text format.
 type sample struct {
 	name   string
 	labels map[string]string
@@ -14,69 +18,70 @@ type sample struct {
 
 type samples []sample
 
-// parse reads the subset of the text exposition format mohd writes:
-// `name{k="v",...} value`. Lines it cannot read are skipped: a plugin
-// should judge the box on what it can read, not die on a new series.
+// parse reads mohd's /metrics text with the Prometheus text parser and
+// flattens it into series as they appear on the wire (a histogram into
+// its _bucket, _sum and _count series, a summary into its quantiles, _sum
+// and _count). What precedes a line the parser cannot read is kept: a
+// plugin should judge the box on what it can read (a body cut short by
+// the size limit, say), not give up on it.
 func parse(text string) samples {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if pe, ok := err.(expfmt.ParseError); ok {
+		// The parser has already added the series of the line it stopped
+		// at, without its value: read again only the lines before it.
+		lines := strings.SplitAfterN(text, "\n", pe.Line)
+		families, _ = p.TextToMetricFamilies(strings.NewReader(strings.Join(lines[:len(lines)-1], "")))
+	}
+	names := make([]string, 0, len(families))
+	for name := range families {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the same answer every time, whatever the map order
 	var out samples
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
-			continue
+	for _, name := range names {
+		mf := families[name]
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			add := func(suffix string, v float64, extra ...string) {
+				l := labels
+				if len(extra) == 2 {
+					l = make(map[string]string, len(labels)+1)
+					for k, v := range labels {
+						l[k] = v
+					}
+					l[extra[0]] = extra[1]
+				}
+				out = append(out, sample{name: name + suffix, labels: l, value: v})
+			}
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				add("", m.GetCounter().GetValue())
+			case dto.MetricType_GAUGE:
+				add("", m.GetGauge().GetValue())
+			case dto.MetricType_SUMMARY:
+				s := m.GetSummary()
+				for _, q := range s.GetQuantile() {
+					add("", q.GetValue(), "quantile", model.FloatString(q.GetQuantile()).String())
+				}
+				add("_sum", s.GetSampleSum())
+				add("_count", float64(s.GetSampleCount()))
+			case dto.MetricType_HISTOGRAM:
+				h := m.GetHistogram()
+				for _, b := range h.GetBucket() {
+					add("_bucket", float64(b.GetCumulativeCount()), "le", model.FloatString(b.GetUpperBound()).String())
+				}
+				add("_sum", h.GetSampleSum())
+				add("_count", float64(h.GetSampleCount()))
+			default: // untyped
+				add("", m.GetUntyped().GetValue())
+			}
 		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[sp+1:], 64)
-		if err != nil {
-			continue
-		}
-		s := sample{name: line[:sp], value: v, labels: map[string]string{}}
-		if i := strings.IndexByte(s.name, '{'); i >= 0 && strings.HasSuffix(s.name, "}") {
-			s.labels = parseLabels(s.name[i+1 : len(s.name)-1])
-			s.name = s.name[:i]
-		}
-		out = append(out, s)
 	}
 	return out
-}
-
-func parseLabels(s string) map[string]string {
-	m := map[string]string{}
-	for s != "" {
-		eq := strings.IndexByte(s, '=')
-		if eq < 0 || eq+1 >= len(s) || s[eq+1] != '"' {
-			return m
-		}
-		key := s[:eq]
-		rest := s[eq+2:]
-		var val strings.Builder
-		i := 0
-		for ; i < len(rest); i++ {
-			c := rest[i]
-			if c == '\\' && i+1 < len(rest) {
-				i++
-				switch rest[i] {
-				case 'n':
-					val.WriteByte('\n')
-				default:
-					val.WriteByte(rest[i])
-				}
-				continue
-			}
-			if c == '"' {
-				break
-			}
-			val.WriteByte(c)
-		}
-		m[key] = val.String()
-		if i+1 >= len(rest) {
-			return m
-		}
-		s = strings.TrimPrefix(rest[i+1:], ",")
-	}
-	return m
 }
 
 // get returns the value of the series name whose labels include want.
