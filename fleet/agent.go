@@ -37,7 +37,9 @@ type AgentOptions struct {
 	// nothing changed (default 60 s); ChangeInterval how often it is
 	// checked for changes (default 1 s).
 	StatusInterval, ChangeInterval time.Duration
-	// HTTPClient downloads add_track URLs (default: 10 min timeout).
+	// HTTPClient downloads add_track URLs. The default trusts the system
+	// roots and CAFile (the fleet CA may sign the file server too), with
+	// a 10 min timeout.
 	HTTPClient *http.Client
 	// TempDir receives downloads before they are verified (default
 	// os.TempDir()); put it on the data disk, not tmpfs, for big files.
@@ -94,7 +96,11 @@ func NewAgent(o AgentOptions) (*Agent, error) {
 		o.ChangeInterval = time.Second
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 10 * time.Minute}
+		hc, err := fetchClient(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: download client: %w", err)
+		}
+		o.HTTPClient = hc
 	}
 	if o.TempDir == "" {
 		o.TempDir = os.TempDir()
@@ -126,7 +132,6 @@ func (a *Agent) Connected() bool { return a.connected.Load() }
 // return it marks the box offline itself, since a clean disconnect does
 // not fire the last will.
 func (a *Agent) Run(ctx context.Context) error {
-	will, _ := json.Marshal(StatusDoc{Device: a.o.DeviceID, Presence: Offline, Groups: a.o.Groups})
 	opts := mqtt.NewClientOptions().
 		AddBroker(a.o.BrokerURL).
 		SetClientID(a.o.DeviceID).
@@ -134,30 +139,32 @@ func (a *Agent) Run(ctx context.Context) error {
 		SetCleanSession(true).
 		SetStore(noStore{}).
 		SetOrderMatters(false).
-		SetKeepAlive(30*time.Second).
-		SetPingTimeout(10*time.Second).
-		SetConnectTimeout(15*time.Second).
-		SetWriteTimeout(15*time.Second).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(2*time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetPingTimeout(10 * time.Second).
+		SetConnectTimeout(15 * time.Second).
+		SetWriteTimeout(15 * time.Second).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(a.o.MaxReconnectInterval).
-		SetBinaryWill(StatusTopic(a.o.DeviceID), will, 1, true).
 		SetOnConnectHandler(a.onConnect).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			a.connected.Store(false)
 			a.log.Warn("broker connection lost; reconnecting", "err", err)
 		}).
-		SetReconnectingHandler(func(_ mqtt.Client, _ *mqtt.ClientOptions) {
+		SetReconnectingHandler(func(_ mqtt.Client, o *mqtt.ClientOptions) {
 			a.log.Info("reconnecting to broker")
+			// paho would resend the first connection's will; each
+			// connection carries its own start time instead (see will).
+			o.WillPayload = a.will()
 		}).
 		SetConnectionAttemptHandler(func(broker *url.URL, tc *tls.Config) *tls.Config {
 			a.log.Debug("connecting to broker", "broker", broker.Host)
 			return tc
 		})
-	c := mqtt.NewClient(opts)
 	a.log.Info("fleet agent starting", "broker", a.o.BrokerURL, "groups", a.o.Groups)
-	c.Connect() // with ConnectRetry it keeps trying in the background
+	c := a.connectFirst(ctx, opts)
+	if c == nil {
+		return nil // stopped before the broker was ever reached
+	}
 
 	var wg sync.WaitGroup
 	workCtx, stopWork := context.WithCancel(ctx)
@@ -181,6 +188,49 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.publishStatus(c, false)
 			}
 		}
+	}
+}
+
+// will is the last will of a connection made now: offline, with the
+// moment the connection began. The broker publishes it verbatim when the
+// box vanishes (power cut, crash, network loss), so it cannot carry the
+// moment of the loss; the start of the connection is the latest time the
+// box is known for certain to have been up, and setting it again on every
+// reconnection keeps it from going stale. (A clean shutdown publishes its
+// own offline document with the time it stopped: publishOffline.)
+func (a *Agent) will() []byte {
+	b, _ := json.Marshal(StatusDoc{Device: a.o.DeviceID, Presence: Offline, Groups: a.o.Groups, Time: a.now().UTC()})
+	return b
+}
+
+// connectFirst makes the first connection, retrying with backoff until it
+// succeeds (the client) or ctx ends (nil). It makes a new client for each
+// attempt because paho fixes the will when the client is made, and the
+// will must carry the time of the attempt that succeeded: a box that
+// booted while the broker was down for an hour must not claim it was last
+// up at boot. Later reconnections are paho's (SetReconnectingHandler).
+func (a *Agent) connectFirst(ctx context.Context, opts *mqtt.ClientOptions) mqtt.Client {
+	wait := min(2*time.Second, a.o.MaxReconnectInterval)
+	for attempt := 1; ; attempt++ {
+		opts.SetBinaryWill(StatusTopic(a.o.DeviceID), a.will(), 1, true)
+		c := mqtt.NewClient(opts)
+		tok := c.Connect()
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			c.Disconnect(0)
+			return nil
+		}
+		if tok.Error() == nil {
+			return c
+		}
+		a.log.Warn("cannot reach the broker; retrying", "attempt", attempt, "err", tok.Error(), "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil
+		}
+		wait = min(2*wait, a.o.MaxReconnectInterval)
 	}
 }
 
@@ -220,8 +270,9 @@ func (a *Agent) onConnect(c mqtt.Client) {
 	a.publishStatus(c, true)
 }
 
-// publishStatus publishes the retained status when it changed in a way
-// an operator cares about, when StatusInterval passed, or when forced.
+// publishStatus publishes the retained status (the box's status.Doc in
+// its envelope) when it changed in a way an operator cares about, when
+// StatusInterval passed, or when forced.
 func (a *Agent) publishStatus(c mqtt.Client, force bool) {
 	raw, err := json.Marshal(a.o.Ops.Status())
 	if err != nil {
@@ -269,6 +320,15 @@ func changeKey(raw []byte) string {
 		Watchdog struct {
 			Recoveries uint64 `json:"recoveries"`
 		} `json:"watchdog"`
+		// The verdict mohctl's HEALTH column and exit status show, and
+		// the disk warning its DISK column flags.
+		Health struct {
+			State string `json:"state"`
+		} `json:"health"`
+		Disk *struct {
+			Warning bool `json:"warning"`
+		} `json:"disk"`
+		Version string `json:"version"`
 	}
 	if json.Unmarshal(raw, &s) != nil {
 		return string(raw)

@@ -495,16 +495,19 @@ func TestNewAgentRefusesBadOptions(t *testing.T) {
 }
 
 func TestChangeKeyIgnoresTicking(t *testing.T) {
-	a := changeKey([]byte(`{"state":"playing","position_ns":1,"level_dbfs":-20,"uptime_ns":5,"track":{"id":"x"},"volume":50}`))
-	b := changeKey([]byte(`{"state":"playing","position_ns":9,"level_dbfs":-21,"uptime_ns":6,"track":{"id":"x"},"volume":50}`))
+	a := changeKey([]byte(`{"state":"playing","position_ns":1,"level_dbfs":-20,"uptime_ns":5,"track":{"id":"x"},"volume":50,"disk":{"free_bytes":9}}`))
+	b := changeKey([]byte(`{"state":"playing","position_ns":9,"level_dbfs":-21,"uptime_ns":6,"track":{"id":"x"},"volume":50,"disk":{"free_bytes":7}}`))
 	if a != b {
-		t.Errorf("position/level/uptime changed the key")
+		t.Errorf("position/level/uptime/free bytes changed the key")
 	}
 	for _, other := range []string{
 		`{"state":"stopped","track":{"id":"x"},"volume":50}`,
 		`{"state":"playing","track":{"id":"y"},"volume":50}`,
 		`{"state":"playing","track":{"id":"x"},"volume":51}`,
 		`{"state":"playing","track":{"id":"x"},"volume":50,"watchdog":{"recoveries":1}}`,
+		`{"state":"playing","track":{"id":"x"},"volume":50,"health":{"state":"warning"}}`,
+		`{"state":"playing","track":{"id":"x"},"volume":50,"disk":{"warning":true}}`,
+		`{"state":"playing","track":{"id":"x"},"volume":50,"version":"1.2.3"}`,
 	} {
 		if changeKey([]byte(other)) == a {
 			t.Errorf("%s: same key", other)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -130,83 +131,37 @@ func (c *Client) Send(ctx context.Context, target Target, cmd Command, expect []
 			cmd.Expires = d
 		}
 	}
-	want := make(map[string]bool, len(expect))
-	for _, d := range expect {
-		want[d] = true
-	}
-	var (
-		mu      sync.Mutex
-		replies = make(map[string]Reply, len(expect))
-		done    = make(chan struct{})
-		closed  bool
-	)
-	handler := func(_ mqtt.Client, m mqtt.Message) {
-		var r Reply
-		if json.Unmarshal(m.Payload(), &r) != nil || r.ID != cmd.ID {
-			return
-		}
-		// Trust the topic, not the payload: the ACL guarantees only
-		// that device can write under moh/<device>/.
-		dev := strings.SplitN(m.Topic(), "/", 3)[1]
-		r.Device = dev
-		mu.Lock()
-		defer mu.Unlock()
-		if !want[dev] {
-			return
-		}
-		replies[dev] = r
-		if len(replies) == len(want) && !closed {
-			closed = true
-			close(done)
-		}
-	}
 	payload, _ := json.Marshal(cmd)
 	if len(payload) > MaxCommandBytes {
 		// A box would refuse it, or the broker drop it unseen.
 		return nil, fmt.Errorf("command of %d bytes exceeds the fleet limit of %d bytes", len(payload), MaxCommandBytes)
 	}
-	replyFilter := "moh/+/reply/" + cmd.ID
-	if err := wait(ctx, c.c.Subscribe(replyFilter, 1, handler)); err != nil {
-		return nil, fmt.Errorf("subscribe to replies: %w", err)
-	}
-	defer c.c.Unsubscribe(replyFilter)
-	if err := wait(ctx, c.c.Publish(topic, 1, false, payload)); err != nil {
-		return nil, fmt.Errorf("publish command: %w", err)
-	}
-	var tick <-chan time.Time
-	if c.resend > 0 {
-		t := time.NewTicker(c.resend)
-		defer t.Stop()
-		tick = t.C
-	}
-wait:
-	for len(want) > 0 {
-		select {
-		case <-done:
-			break wait
-		case <-ctx.Done():
-			break wait
-		case <-tick:
-			mu.Lock()
-			var missing []string
-			for d := range want {
-				if _, ok := replies[d]; !ok {
-					missing = append(missing, d)
-				}
+	return collect(ctx, c.c, collectOptions[Reply]{
+		what:   "replies",
+		filter: "moh/+/reply/" + cmd.ID,
+		want:   expect,
+		parse: func(dev string, payload []byte) (Reply, bool) {
+			var r Reply
+			if json.Unmarshal(payload, &r) != nil || r.ID != cmd.ID {
+				return r, false
 			}
-			mu.Unlock()
-			for _, d := range missing {
+			r.Device = dev
+			return r, true
+		},
+		// Subscribed first, so no reply can come before we listen.
+		start: func() error {
+			if err := wait(ctx, c.c.Publish(topic, 1, false, payload)); err != nil {
+				return fmt.Errorf("publish command: %w", err)
+			}
+			return nil
+		},
+		retry: c.resend,
+		missing: func(devs []string) {
+			for _, d := range devs {
 				c.c.Publish(CommandTopic(d), 1, false, payload)
 			}
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	out := make(map[string]Reply, len(replies))
-	for k, v := range replies {
-		out[k] = v
-	}
-	return out, nil
+		},
+	})
 }
 
 // statusSettle is how long Statuses waits after the last retained
@@ -218,46 +173,100 @@ const statusSettle = time.Second
 // have been seen, no more arrive for a second, or ctx is done. A box that
 // never connected has none.
 func (c *Client) Statuses(ctx context.Context, devices []string) (map[string]StatusDoc, error) {
-	want := make(map[string]bool, len(devices))
-	for _, d := range devices {
+	return collect(ctx, c.c, collectOptions[StatusDoc]{
+		what:   "status",
+		filter: "moh/+/status",
+		want:   devices,
+		parse: func(dev string, payload []byte) (StatusDoc, bool) {
+			var d StatusDoc
+			if json.Unmarshal(payload, &d) != nil {
+				return d, false
+			}
+			d.Device = dev
+			return d, true
+		},
+		quiet: statusSettle,
+	})
+}
+
+// collectOptions describe one collection of per-device messages.
+type collectOptions[T any] struct {
+	what   string // for errors: "replies", "status"
+	filter string // a topic filter whose second level is the device id
+	want   []string
+	// parse decodes one message from dev; false ignores it. The device
+	// is taken from the topic, never the payload: the broker's ACL
+	// guarantees only that device can write under moh/<device>/.
+	parse func(dev string, payload []byte) (T, bool)
+	// start, if set, runs once the subscription is in place.
+	start func() error
+	// quiet > 0 ends the collection once no message parsed for that long.
+	quiet time.Duration
+	// retry > 0 calls missing every retry with the devices not yet heard.
+	retry   time.Duration
+	missing func(devs []string)
+}
+
+// collect subscribes to o.filter and keeps the latest message of each
+// wanted device until all have answered, ctx is done, or (with o.quiet)
+// the broker has gone quiet. It returns what came; the caller reports the
+// devices missing from the map.
+func collect[T any](ctx context.Context, cl mqtt.Client, o collectOptions[T]) (map[string]T, error) {
+	want := make(map[string]bool, len(o.want))
+	for _, d := range o.want {
 		want[d] = true
 	}
 	var (
 		mu     sync.Mutex
-		docs   = make(map[string]StatusDoc, len(devices))
+		got    = make(map[string]T, len(want))
 		done   = make(chan struct{})
 		closed bool
 		last   time.Time
 	)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
-		var d StatusDoc
-		if json.Unmarshal(m.Payload(), &d) != nil {
+		parts := strings.SplitN(m.Topic(), "/", 3)
+		if len(parts) < 3 {
 			return
 		}
-		dev := strings.SplitN(m.Topic(), "/", 3)[1]
-		d.Device = dev
+		v, ok := o.parse(parts[1], m.Payload())
+		if !ok {
+			return
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		last = time.Now()
-		if !want[dev] {
+		if !want[parts[1]] {
 			return
 		}
-		docs[dev] = d
-		if len(docs) == len(want) && !closed {
+		got[parts[1]] = v
+		if len(got) == len(want) && !closed {
 			closed = true
 			close(done)
 		}
 	}
-	filter := "moh/+/status"
-	if err := wait(ctx, c.c.Subscribe(filter, 1, handler)); err != nil {
-		return nil, fmt.Errorf("subscribe to status: %w", err)
+	if err := wait(ctx, cl.Subscribe(o.filter, 1, handler)); err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", o.what, err)
 	}
-	defer c.c.Unsubscribe(filter)
+	defer cl.Unsubscribe(o.filter)
 	mu.Lock()
 	last = time.Now()
 	mu.Unlock()
-	tick := time.NewTicker(statusSettle / 10)
-	defer tick.Stop()
+	if o.start != nil {
+		if err := o.start(); err != nil {
+			return nil, err
+		}
+	}
+	var quietTick, retryTick <-chan time.Time
+	if o.quiet > 0 {
+		t := time.NewTicker(o.quiet / 10)
+		defer t.Stop()
+		quietTick = t.C
+	}
+	if o.retry > 0 && o.missing != nil {
+		t := time.NewTicker(o.retry)
+		defer t.Stop()
+		retryTick = t.C
+	}
 wait:
 	for len(want) > 0 {
 		select {
@@ -265,20 +274,26 @@ wait:
 			break wait
 		case <-ctx.Done():
 			break wait
-		case <-tick.C:
+		case <-quietTick:
 			mu.Lock()
-			quiet := time.Since(last) > statusSettle
+			quiet := time.Since(last) > o.quiet
 			mu.Unlock()
 			if quiet {
 				break wait
 			}
+		case <-retryTick:
+			mu.Lock()
+			var missing []string
+			for d := range want {
+				if _, ok := got[d]; !ok {
+					missing = append(missing, d)
+				}
+			}
+			mu.Unlock()
+			o.missing(missing)
 		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	out := make(map[string]StatusDoc, len(docs))
-	for k, v := range docs {
-		out[k] = v
-	}
-	return out, nil
+	return maps.Clone(got), nil
 }

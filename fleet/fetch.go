@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/mohproject/moh/internal/atomicfile"
 )
@@ -23,6 +26,33 @@ var errChecksum = errors.New("sha256 mismatch")
 // errInsecureRedirect means an https download was redirected to a
 // non-https URL; the redirect is not followed.
 var errInsecureRedirect = errors.New("only https:// URLs are accepted")
+
+// fetchTimeout bounds one add_track download, however slow the link.
+const fetchTimeout = 10 * time.Minute
+
+// fetchClient is the default client for add_track downloads. It trusts the
+// system roots and, beside them, the CA certificates in caFile: the fleet
+// CA that signed the broker usually signs the company's file server too,
+// and a box that trusted only the OS store would refuse it with "unknown
+// authority" while a public file server kept working.
+func fetchClient(caFile string) (*http.Client, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool() // no OS store: the fleet CA alone
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read ca: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca %s: no PEM certificate found", caFile)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	return &http.Client{Transport: tr, Timeout: fetchTimeout}, nil
+}
 
 // httpsOnly returns a copy of client that refuses to follow a redirect to
 // anything but https: the sha256 still guards the content, but a

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/mohproject/moh/fleet/fleettest"
+	"github.com/mohproject/moh/internal/status"
+	"github.com/mohproject/moh/player"
 )
 
 // fakeOps records what the agent asked the box to do. The broker, TLS
@@ -38,14 +40,16 @@ func (f *fakeOps) Calls() []string {
 	return append([]string(nil), f.calls...)
 }
 
-func (f *fakeOps) Status() any {
+func (f *fakeOps) Status() status.Doc {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := "stopped"
+	var d status.Doc
+	d.State = player.StateStopped
 	if f.playing {
-		st = "playing"
+		d.State = player.StatePlaying
 	}
-	return map[string]any{"state": st, "volume": f.volume, "playlist_length": len(f.order)}
+	d.Volume, d.PlaylistLength = f.volume, len(f.order)
+	return d
 }
 
 func (f *fakeOps) Tracks() any {

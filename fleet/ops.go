@@ -3,15 +3,17 @@ package fleet
 import (
 	"context"
 	"io"
+
+	"github.com/mohproject/moh/internal/status"
 )
 
 // Ops is what the agent may do to the box: the same operations as the
 // HTTP API. mohd adapts its player and library to it, so fleet needs
 // neither webui nor the concrete types.
 type Ops interface {
-	// Status is the player's status as the API shows it; it must
-	// marshal to a JSON object.
-	Status() any
+	// Status is the box's status document, the same one GET
+	// /api/v1/status serves (status.Build).
+	Status() status.Doc
 	// Tracks is the playlist in order, as the API shows it.
 	Tracks() any
 	// Play, Stop and SetVolume save the change before it goes live; an

@@ -2,9 +2,12 @@ package fleet
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mohproject/moh/internal/status"
 )
 
 // Operations a Command may ask for; they mirror the HTTP API.
@@ -95,14 +98,28 @@ const (
 	Offline = "offline"
 )
 
-// StatusDoc is the retained document on moh/<id>/status. The last will
-// is the same document with Presence "offline" and no Status.
+// StatusDoc is the retained document on moh/<id>/status: an envelope
+// saying whether the box is online, around its status document (a
+// status.Doc, the one GET /api/v1/status serves). The last will is the
+// same envelope with Presence "offline", no Status, and as Time the start
+// of the connection it belongs to (the broker sends it verbatim, so it
+// cannot carry the moment the box vanished). Status stays raw so
+// a reader shows every field a newer box sends; Doc decodes it.
 type StatusDoc struct {
 	Device   string          `json:"device"`
 	Presence string          `json:"presence"`
 	Groups   []string        `json:"groups,omitempty"`
 	Time     time.Time       `json:"time,omitzero"`
 	Status   json.RawMessage `json:"status,omitempty"`
+}
+
+// Doc decodes the box's status document; see status.Decode for what an
+// odd document yields.
+func (d StatusDoc) Doc() (status.Doc, error) {
+	if len(d.Status) == 0 {
+		return status.Doc{}, errors.New("no status document")
+	}
+	return status.Decode(d.Status)
 }
 
 // StatusTopic is where a box keeps its retained status.

@@ -6,27 +6,14 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mohproject/moh/internal/status"
 	"github.com/mohproject/moh/player"
 )
 
-// statusDoc is GET /api/v1/status.
-type statusDoc struct {
-	player.Status
-	AudioFlowing bool        `json:"audio_flowing"`
-	Version      string      `json:"version"`
-	UptimeS      float64     `json:"uptime_s"`
-	Disk         *diskStatus `json:"disk,omitempty"`
-}
-
-func (s *Server) statusDoc() statusDoc {
-	st := s.opt.Player.Status()
-	return statusDoc{
-		Status:       st,
-		AudioFlowing: s.opt.Player.AudioFlowing(),
-		Version:      s.opt.Version,
-		UptimeS:      st.Uptime.Seconds(),
-		Disk:         s.diskStatus(),
-	}
+// statusDoc is GET /api/v1/status: the one status document, built as the
+// MQTT agent builds it, with the disk from the cache below.
+func (s *Server) statusDoc() status.Doc {
+	return status.Build(s.opt.Player, s.diskStatus(), s.opt.Version)
 }
 
 // statusMaxAge is how long one status snapshot answers GET /status and
@@ -37,7 +24,7 @@ const statusMaxAge = 50 * time.Millisecond
 
 type statusSnap struct {
 	at   time.Time
-	doc  statusDoc
+	doc  status.Doc
 	body []byte // doc encoded once for every request it answers
 }
 

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/status"
 )
 
 const testPW = "correct horse battery"
@@ -598,9 +600,9 @@ func TestPasswordFileErrors(t *testing.T) {
 func TestStatusFreshAfterChange(t *testing.T) {
 	e := newEnv(t, envOpts{password: testPW})
 	tok, _, _ := CreateToken(e.dir, "operate", "")
-	get := func() statusDoc {
+	get := func() status.Doc {
 		_, body := e.do(nil, "GET", "/api/v1/status", nil, bearer(tok))
-		var st statusDoc
+		var st status.Doc
 		if err := json.Unmarshal(body, &st); err != nil {
 			t.Fatalf("status %s", body)
 		}
@@ -614,7 +616,7 @@ func TestStatusFreshAfterChange(t *testing.T) {
 		}
 	}
 	_, body := e.do(nil, "POST", "/api/v1/player/stop", nil, bearer(tok))
-	var st statusDoc
+	var st status.Doc
 	json.Unmarshal(body, &st)
 	if st.Wanted != "stopped" || get().Wanted != "stopped" {
 		t.Fatalf("after stop: %s", body)

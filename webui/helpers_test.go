@@ -96,7 +96,9 @@ func newEnv(t testing.TB, eo envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s.Handler())
+	// Every response to a documented operation is checked against the
+	// OpenAPI spec (openapi_test.go).
+	ts := httptest.NewServer(specCheck(t, s.Handler()))
 	t.Cleanup(ts.Close)
 	return &env{t: t, dir: dir, srv: s, ts: ts, clock: eo.clock, player: pl}
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -24,7 +26,7 @@ const PasswordFile = "admin-password"
 // Password length limits. The upper bound keeps a hostile login form from
 // making argon2 hash megabytes.
 const (
-	MinPasswordLen = 8
+	MinPasswordLen = 10
 	maxPasswordLen = 1024
 )
 
@@ -41,8 +43,12 @@ const (
 // ErrNoPassword means no admin password has been set yet.
 var ErrNoPassword = errors.New("no admin password set")
 
-// CheckPasswordPolicy says why pw is not acceptable, or nil.
-func CheckPasswordPolicy(pw string) error {
+// CheckPasswordPolicy says why pw is not acceptable, or nil. It refuses
+// what a guesser tries first: short passwords, the common ones (password,
+// admin, moh… with digits and punctuation around them), runs like 12345,
+// the setup code printed in the log, and the box's own names (its host
+// name, its fleet id). setupCode and names may be empty.
+func CheckPasswordPolicy(pw, setupCode string, names ...string) error {
 	if !utf8.ValidString(pw) {
 		return errors.New("password is not valid UTF-8")
 	}
@@ -52,7 +58,97 @@ func CheckPasswordPolicy(pw string) error {
 	if len(pw) > maxPasswordLen {
 		return fmt.Errorf("password too long: at most %d bytes", maxPasswordLen)
 	}
+	distinct := map[rune]bool{}
+	for _, r := range strings.ToLower(pw) {
+		distinct[r] = true
+	}
+	if len(distinct) < 4 {
+		return errors.New("password too simple: it has fewer than 4 different characters")
+	}
+	folded := foldPassword(pw)
+	if isRun(folded) {
+		return errors.New("password too simple: it is a run like 12345 or abcde")
+	}
+	if code := foldPassword(setupCode); len(code) >= 4 && strings.Contains(folded, code) {
+		return errors.New("password contains the setup code, which is printed in the log")
+	}
+	strip := append([]string(nil), weakPasswordWords...)
+	var own []string
+	for _, n := range names {
+		if f := foldPassword(n); len(f) >= 3 {
+			own = append(own, f)
+		}
+	}
+	strip = append(strip, own...)
+	// Longest first, so "administrator" goes before "admin" leaves "istrator".
+	slices.SortFunc(strip, func(a, b string) int { return len(b) - len(a) })
+	// Both spellings: "P@ssw0rd" is "password" to a guesser.
+	for _, f := range []string{folded, foldPassword(unLeet(strings.ToLower(pw)))} {
+		rest := f
+		for _, w := range strip {
+			rest = strings.ReplaceAll(rest, w, "")
+		}
+		rest = strings.Map(func(r rune) rune {
+			if unicode.IsDigit(r) {
+				return -1
+			}
+			return r
+		}, rest)
+		if utf8.RuneCountInString(rest) >= 3 {
+			continue
+		}
+		for _, n := range own {
+			if strings.Contains(f, n) {
+				return errors.New("password too easy to guess: it is the box's own name with little else")
+			}
+		}
+		return errors.New("password too common: it is only words and digits a guesser tries first (password, admin, moh, 1234…)")
+	}
 	return nil
+}
+
+// weakPasswordWords are the words (lower case, letters and digits only)
+// a guesser tries first on an appliance like this one.
+var weakPasswordWords = []string{
+	"password", "passwort", "motdepasse", "contrasena", "admin", "administrator", "root", "user",
+	"letmein", "welcome", "changeme", "default", "secret", "login", "test", "guest", "setup",
+	"qwerty", "qwertz", "azerty", "asdf", "abc", "iloveyou", "monkey", "dragon",
+	"moh", "music", "musiconhold", "hold", "holdmusic", "onhold",
+}
+
+// foldPassword keeps the letters and digits of s, in lower case: spaces,
+// dashes and punctuation do not make a common word uncommon.
+func foldPassword(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return unicode.ToLower(r)
+		}
+		return -1
+	}, s)
+}
+
+// unLeet reads the digits people put for letters as those letters.
+func unLeet(s string) string {
+	return strings.NewReplacer("0", "o", "1", "i", "3", "e", "4", "a", "5", "s", "7", "t", "@", "a", "$", "s").Replace(s)
+}
+
+// isRun reports whether s climbs or falls one character at a time
+// (1234567890, abcdefghij, 9876543210).
+func isRun(s string) bool {
+	r := []rune(s)
+	if len(r) < 3 {
+		return false
+	}
+	step := r[1] - r[0]
+	if step != 1 && step != -1 {
+		return false
+	}
+	for i := 2; i < len(r); i++ {
+		if d := r[i] - r[i-1]; d != step && !(r[i-1] == '9' && r[i] == '0' && step == 1) && !(r[i-1] == '0' && r[i] == '9' && step == -1) {
+			return false
+		}
+	}
+	return true
 }
 
 // passwordLock is the lock file every write of PasswordFile holds.
@@ -64,7 +160,9 @@ const passwordLock = ".password.lock"
 // writes hold theirs. Run as root (sudo), the new file and the lock file get
 // the data dir's owner before anyone can see them.
 func SetPassword(dataDir, pw string) error {
-	if err := CheckPasswordPolicy(pw); err != nil {
+	// The callers who know the setup code and the box's names have
+	// checked those already; this is the floor for every caller.
+	if err := CheckPasswordPolicy(pw, ""); err != nil {
 		return err
 	}
 	h, err := hashPassword(pw) // costly: outside the lock

@@ -3,6 +3,7 @@ package webui
 import (
 	"crypto/rand"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -74,7 +75,8 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 		again(http.StatusBadRequest, "The two passwords differ.")
 		return
 	}
-	if err := CheckPasswordPolicy(pw); err != nil {
+	host, _ := os.Hostname()
+	if err := CheckPasswordPolicy(pw, code, host); err != nil {
 		again(http.StatusBadRequest, "The password is not acceptable: "+err.Error()+".")
 		return
 	}

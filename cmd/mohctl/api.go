@@ -12,8 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/mohproject/moh/player"
 )
 
 // apiError is a box's answer in the API's error shape, or a transport
@@ -105,43 +103,13 @@ func (a *api) jsonBody(v any) io.Reader {
 	return bytes.NewReader(b)
 }
 
-// statusDoc is the part of GET /api/v1/status mohctl shows.
-type statusDoc struct {
-	State   string `json:"state"`
-	Backend string `json:"backend"`
-	Track   *struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	} `json:"track"`
-	Volume         int    `json:"volume"`
-	PlaylistLength int    `json:"playlist_length"`
-	Fault          string `json:"fault"`
-	UptimeNS       int64  `json:"uptime_ns"`
-	Version        string `json:"version"`
-	Disk           *struct {
-		FreeBytes  uint64 `json:"free_bytes"`
-		TotalBytes uint64 `json:"total_bytes"`
-		Warning    any    `json:"warning"`
-		Message    string `json:"message"`
-	} `json:"disk"`
-	Watchdog struct {
-		Recoveries uint64 `json:"recoveries"`
-	} `json:"watchdog"`
-	// Health is the box's own verdict; nil from a box older than the
-	// health model.
-	Health *player.Health `json:"health"`
-}
-
-func (a *api) status(ctx context.Context) (statusDoc, json.RawMessage, error) {
+// status reads GET /api/v1/status; statusRow decodes it.
+func (a *api) status(ctx context.Context) (json.RawMessage, error) {
 	var raw json.RawMessage
 	if err := a.do(ctx, http.MethodGet, "/api/v1/status", nil, "", &raw); err != nil {
-		return statusDoc{}, nil, err
+		return nil, err
 	}
-	var s statusDoc
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return statusDoc{}, nil, fmt.Errorf("parse status: %w", err)
-	}
-	return s, raw, nil
+	return raw, nil
 }
 
 type event struct {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -51,11 +50,7 @@ func (c *cli) player(ctx context.Context, t transport, boxes []Box, verb string)
 	return c.report(verb, res), nil
 }
 
-func (c *cli) volume(ctx context.Context, t transport, boxes []Box, arg string) (int, error) {
-	v, err := strconv.Atoi(arg)
-	if err != nil || v < 0 || v > 100 {
-		return exitUsage, fmt.Errorf("%w: volume must be an integer from 0 to 100, not %q", errUsage, arg)
-	}
+func (c *cli) volume(ctx context.Context, t transport, boxes []Box, v int) (int, error) {
 	if res, ok := c.viaGroup(ctx, t, boxes, fleet.Command{Op: fleet.OpVolume, Volume: &v}, fmt.Sprintf("volume %d", v)); ok {
 		return c.report("volume", res), nil
 	}
@@ -78,9 +73,6 @@ func (c *cli) push(ctx context.Context, t transport, boxes []Box, file string) (
 		return exitFailed, fmt.Errorf("push: read %s: %w", file, err)
 	}
 	p.SHA256 = hex.EncodeToString(h.Sum(nil))
-	if c.via != "" && !strings.HasPrefix(p.URL, "https://") {
-		return exitUsage, fmt.Errorf("%w: push over --via needs --url https://… where the boxes can download %s", errUsage, p.Name)
-	}
 	res := c.each(ctx, boxes, c.boxTimeout(5*time.Minute), func(ctx context.Context, b Box) (string, error) {
 		tr, err := t.push(ctx, b, p)
 		if err != nil {

@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // outcome is what happened on one box.
@@ -16,33 +17,31 @@ type outcome struct {
 }
 
 // each runs fn on every box, at most c.parallel at once, each under its
-// own timeout, and returns the outcomes in inventory order.
+// own timeout, and returns the outcomes in inventory order. fn's error is
+// that box's outcome, never the whole run's: one box failing must not
+// cancel the others.
 func (c *cli) each(ctx context.Context, boxes []Box, timeout time.Duration, fn func(ctx context.Context, b Box) (string, error)) []outcome {
 	out := make([]outcome, len(boxes))
-	sem := make(chan struct{}, max(c.parallel, 1))
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(max(c.parallel, 1))
 	for i, b := range boxes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				out[i] = outcome{Box: b.Name, Err: "cancelled"}
-				return
-			}
-			defer func() { <-sem }()
+		if ctx.Err() != nil {
+			out[i] = outcome{Box: b.Name, Err: "cancelled"}
+			continue
+		}
+		g.Go(func() error {
 			bctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			msg, err := fn(bctx, b)
 			if err != nil {
 				out[i] = outcome{Box: b.Name, Err: oneLine(describeNetErr(err).Error())}
-				return
+			} else {
+				out[i] = outcome{Box: b.Name, OK: true, Msg: msg}
 			}
-			out[i] = outcome{Box: b.Name, OK: true, Msg: msg}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	return out
 }
 

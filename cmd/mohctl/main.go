@@ -2,6 +2,9 @@
 // them in one table, pushing and removing tracks, playlist order, volume,
 // play/stop and token rotation, over each box's HTTP API or, with --via,
 // through the MQTT broker the boxes connect out to.
+//
+// The command line is declared in cli.go (one struct per command, its
+// flags and help beside it); this file runs one invocation.
 package main
 
 import (
@@ -9,7 +12,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,25 +22,8 @@ import (
 	"time"
 )
 
-const usage = `usage: mohctl [flags] COMMAND [args]
-
-commands:
-  status [--group G] [-o table|json]   one row per box
-  push FILE [--group G] [--url URL]    add a track (--url: where the boxes fetch FILE, for --via)
-  remove TRACK [--group G]             remove a track (id or name) from each box
-  playlist [--group G]                 show each box's playlist
-  playlist set TRACK... [--group G]    set the order (ids or names)
-  volume N [--group G]                 set the volume, 0..100
-  play | stop | next [--group G]       control playback
-  token rotate [--group G] [--scope S] new token on each box, saved to the inventory, old one revoked
-
-flags (anywhere on the line):
-  --inventory PATH   inventory file (default $MOHCTL_INVENTORY or ./inventory.json)
-  --timeout D        per-box timeout (default 10s; push: 5m)
-  --parallel N       boxes contacted at once (default 200)
-  --via URL          go through the MQTT broker, e.g. mqtts://broker.example:8883
-  --ca, --cert, --key  the company CA and the operator's client certificate for --via
-`
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
 
 // exit codes
 const (
@@ -62,77 +47,48 @@ type cli struct {
 	// httpClient, if set, replaces the one built from the inventory.
 	httpClient *http.Client
 
-	// flags
-	inventory   string
-	timeout     time.Duration
-	parallel    int
-	via         string
-	ca, cert    string
-	key         string
-	group       string
-	output      string
-	pushURL     string
-	scope       string
-	positionals []string
+	// the global flags (globals in cli.go) and the command's own
+	inventory string
+	timeout   time.Duration
+	parallel  int
+	via       string
+	ca, cert  string
+	key       string
+	output    string
+	group     string
+	pushURL   string
+	scope     string
 
 	inv *Inventory
 }
 
+// errUsage marks a mistake on the command line found after parsing (a
+// value out of range, a flag that needs another): usage, exit 2.
 var errUsage = errors.New("usage")
 
-func (c *cli) flags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.inventory, "inventory", "", "")
-	fs.DurationVar(&c.timeout, "timeout", 0, "")
-	fs.IntVar(&c.parallel, "parallel", 200, "")
-	fs.StringVar(&c.via, "via", "", "")
-	fs.StringVar(&c.ca, "ca", "", "")
-	fs.StringVar(&c.cert, "cert", "", "")
-	fs.StringVar(&c.key, "key", "", "")
-	fs.StringVar(&c.group, "group", "", "")
-	fs.StringVar(&c.group, "g", "", "")
-	fs.StringVar(&c.output, "o", "table", "")
-	fs.StringVar(&c.pushURL, "url", "", "")
-	fs.StringVar(&c.scope, "scope", "", "")
-	return fs
-}
-
-// parse accepts flags before, between and after positional arguments
-// (`mohctl push FILE --group G`), which the flag package alone does not.
-func (c *cli) parse(args []string) error {
-	fs := c.flags("mohctl")
-	for {
-		if err := fs.Parse(args); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return nil
-		}
-		if args[0] == "--" {
-			c.positionals = append(c.positionals, args[1:]...)
-			return nil
-		}
-		c.positionals = append(c.positionals, args[0])
-		args = args[1:]
-	}
-}
-
 func (c *cli) run(ctx context.Context, args []string) int {
-	if err := c.parse(args); err != nil {
-		fmt.Fprintf(c.stderr, "mohctl: %v\n\n%s", err, usage)
+	var g grammar
+	p, err := newParser(&g, c.stdout, c.stderr)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "mohctl: %v\n", err)
+		return exitFailed
+	}
+	cmd, err := p.parse(args)
+	switch {
+	case errors.Is(err, errHelpShown):
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(c.stderr, "mohctl: %v\n\n", err)
+		p.usageTo(c.stderr, err)
 		return exitUsage
 	}
-	if len(c.positionals) == 0 || c.positionals[0] == "help" {
-		fmt.Fprint(c.stderr, usage)
-		return exitUsage
-	}
-	code, err := c.dispatch(ctx, c.positionals[0], c.positionals[1:])
+	g.globals.apply(c)
+	code, err := cmd.run(ctx, c)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "mohctl: %v\n", err)
 		if errors.Is(err, errUsage) {
-			fmt.Fprint(c.stderr, "\n"+usage)
+			fmt.Fprintln(c.stderr)
+			p.usageTo(c.stderr, err)
 			return exitUsage
 		}
 		if code == exitOK {
@@ -142,71 +98,21 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	return code
 }
 
-func (c *cli) dispatch(ctx context.Context, cmd string, args []string) (int, error) {
-	need := func(n int, what string) error {
-		if len(args) != n {
-			return fmt.Errorf("%w: %s takes %s", errUsage, cmd, what)
-		}
-		return nil
-	}
-	if c.output != "table" && c.output != "json" {
-		return exitUsage, fmt.Errorf("%w: -o must be table or json", errUsage)
-	}
-	var err error
-	switch cmd {
-	case "status", "play", "stop", "next":
-		err = need(0, "no arguments")
-	case "push", "remove", "volume":
-		err = need(1, "one argument")
-	case "token":
-		if len(args) != 1 || args[0] != "rotate" {
-			err = fmt.Errorf("%w: only `token rotate` exists", errUsage)
-		}
-	case "playlist":
-		if len(args) > 0 && (args[0] != "set" || len(args) < 2) {
-			err = fmt.Errorf("%w: playlist [set TRACK...]", errUsage)
-		}
-	default:
-		err = fmt.Errorf("%w: unknown command %q", errUsage, cmd)
-	}
-	if err != nil {
-		return exitUsage, err
-	}
+// target is what every fleet command starts with: the inventory, the
+// boxes selected by --group and a way to reach them.
+func (c *cli) target(ctx context.Context) ([]Box, transport, error) {
 	if err := c.load(); err != nil {
-		return exitFailed, err
+		return nil, nil, err
 	}
 	boxes, err := c.inv.Select(c.group)
 	if err != nil {
-		return exitFailed, err
+		return nil, nil, err
 	}
 	t, err := c.transport(ctx)
 	if err != nil {
-		return exitFailed, err
+		return nil, nil, err
 	}
-	defer t.close()
-	switch cmd {
-	case "status":
-		return c.status(ctx, t, boxes)
-	case "play", "stop", "next":
-		return c.player(ctx, t, boxes, cmd)
-	case "volume":
-		return c.volume(ctx, t, boxes, args[0])
-	case "push":
-		return c.push(ctx, t, boxes, args[0])
-	case "remove":
-		return c.remove(ctx, t, boxes, args[0])
-	case "playlist":
-		if len(args) == 0 {
-			return c.showPlaylist(ctx, t, boxes)
-		}
-		return c.setPlaylist(ctx, t, boxes, args[1:])
-	case "token":
-		if c.via != "" {
-			return exitFailed, errors.New("token rotate works over HTTP only (MQTT uses certificates, not tokens)")
-		}
-		return c.rotate(ctx, boxes)
-	}
-	return exitUsage, nil
+	return boxes, t, nil
 }
 
 func (c *cli) load() error {

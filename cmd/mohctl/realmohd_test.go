@@ -14,8 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mohproject/moh/fleet/fleettest"
 	"github.com/mohproject/moh/player"
 )
+
+// realVersion is the version the real mohd is built with, so a test can
+// tell the box's own answer from a default.
+const realVersion = "9.8.7-test"
 
 // buildMohd builds the real daemon once for the tests that need it.
 var buildMohd = sync.OnceValues(func() (string, error) {
@@ -24,7 +29,7 @@ var buildMohd = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "mohd")
-	out, err := exec.Command("go", "build", "-o", bin, "../mohd").CombinedOutput()
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+realVersion, "-o", bin, "../mohd").CombinedOutput()
 	if err != nil {
 		return "", &buildError{out: string(out), err: err}
 	}
@@ -44,7 +49,9 @@ type realBox struct {
 	log                              bytes.Buffer
 }
 
-func startMohd(t *testing.T, bin, name string) *realBox {
+// startMohd starts a real mohd on a free loopback port with an admin
+// token; extra are more `mohd run` flags.
+func startMohd(t *testing.T, bin, name string, extra ...string) *realBox {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,7 +64,7 @@ func startMohd(t *testing.T, bin, name string) *realBox {
 		t.Fatalf("token create: %v", err)
 	}
 	b.token = strings.TrimSpace(string(out))
-	b.cmd = exec.Command(bin, "run", "--data", b.data, "--listen", b.addr, "--output", "null")
+	b.cmd = exec.Command(bin, append([]string{"run", "--data", b.data, "--listen", b.addr, "--output", "null"}, extra...)...)
 	b.cmd.Stdout, b.cmd.Stderr = &b.log, &b.log
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := b.cmd.Start(); err != nil {
@@ -120,21 +127,8 @@ func TestAgainstRealMohd(t *testing.T) {
 	}
 	// Until the watchdog has seen audio flow, a box's health is critical
 	// ("starting"): wait for that, as an operator would after a boot.
-	for n, b := range boxes {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := http.Get("http://" + b.addr + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: /healthz never turned 200", n)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+	for _, b := range boxes {
+		waitHealthy(t, b)
 	}
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	inv.Boxes = append(inv.Boxes, Box{Name: "north", URL: "http://" + l.Addr().String(), Token: "moh_x", Groups: []string{"all"}})
@@ -183,5 +177,111 @@ func TestAgainstRealMohd(t *testing.T) {
 	}
 	if code, out, _ = run("status", "--group", "east", "-o", "json"); code != exitOK || !strings.Contains(out, `"volume": 35`) {
 		t.Errorf("status after rotation: %d %s", code, out)
+	}
+}
+
+// waitHealthy waits until b's /healthz says 200.
+func waitHealthy(t *testing.T, b *realBox) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + b.addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: /healthz never turned 200", b.name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSameStatusOverBothTransports: a real mohd linked to a real
+// mosquitto tells mohctl the same status document over its HTTP API and
+// through the broker, so the DISK and VERSION columns are filled either
+// way (the broker once carried the player's status only).
+func TestSameStatusOverBothTransports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs mohd and mosquitto")
+	}
+	bin, err := buildMohd()
+	if err != nil {
+		t.Fatalf("build mohd: %v", err)
+	}
+	dir := t.TempDir()
+	ca, err := fleettest.NewCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker, err := fleettest.StartBroker(dir, ca, fleettest.ACL(map[string][]string{"box1": {"g"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Stop)
+	cert, key, err := ca.Issue("box1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startMohd(t, bin, "box1", "--mqtt-broker", broker.URL(), "--mqtt-ca", ca.CAFile,
+		"--mqtt-cert", cert, "--mqtt-key", key, "--device-id", "box1", "--groups", "g")
+	waitHealthy(t, b)
+	opCert, opKey, err := ca.Issue("operator", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := Inventory{Boxes: []Box{{Name: "box1", URL: "http://" + b.addr, Token: b.token, TokenID: b.tokenID, Groups: []string{"g"}}}}
+	invPath := filepath.Join(t.TempDir(), "inventory.json")
+	raw, _ := json.Marshal(inv)
+	if err := os.WriteFile(invPath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	via := []string{"--inventory", invPath, "--via", broker.URL(), "--ca", ca.CAFile, "--cert", opCert, "--key", opKey, "--timeout", "3s"}
+	rowOf := func(args ...string) (row, map[string]json.RawMessage) {
+		t.Helper()
+		code, out, errOut := runCLI(t, append(args, "status", "-o", "json")...)
+		var rows []row
+		if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
+			t.Fatalf("%v status: exit %d, %v\n%s%s", args, code, err, out, errOut)
+		}
+		var doc map[string]json.RawMessage
+		json.Unmarshal(rows[0].Status, &doc)
+		return rows[0], doc
+	}
+	httpRow, httpDoc := rowOf("--inventory", invPath, "--timeout", "10s")
+	// The retained status follows the box within a second of a change;
+	// right after start it may still say "starting".
+	var mqttRow row
+	var mqttDoc map[string]json.RawMessage
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		mqttRow, mqttDoc = rowOf(via...)
+		if mqttRow.Health == string(player.HealthOK) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for name, r := range map[string]row{"http": httpRow, "mqtt": mqttRow} {
+		if !r.OK || r.Health != string(player.HealthOK) || r.Version != realVersion ||
+			r.DiskFree == nil || r.DiskTotal == nil || *r.DiskTotal == 0 || r.UptimeS <= 0 {
+			r.Status = nil // printed as bytes otherwise
+			t.Errorf("%s row lacks what the box knows: %+v", name, r)
+		}
+	}
+	for k := range httpDoc {
+		if _, ok := mqttDoc[k]; !ok {
+			t.Errorf("field %q is in the HTTP status but not in the MQTT one", k)
+		}
+	}
+	for k := range mqttDoc {
+		if _, ok := httpDoc[k]; !ok {
+			t.Errorf("field %q is in the MQTT status but not in the HTTP one", k)
+		}
+	}
+	_, out, _ := runCLI(t, append(via, "status")...)
+	if l := line(t, out, "box1"); !strings.Contains(l, " free (") || !strings.Contains(l, realVersion) {
+		t.Errorf("table over the broker lacks DISK or VERSION: %q", l)
 	}
 }

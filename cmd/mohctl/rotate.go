@@ -57,7 +57,7 @@ func (c *cli) rotate(ctx context.Context, boxes []Box) (int, error) {
 		}
 		nb := b
 		nb.Token = nt.Token
-		if _, _, err := newAPI(hc, nb).status(ctx); err != nil {
+		if _, err := newAPI(hc, nb).status(ctx); err != nil {
 			old.revokeToken(ctx, nt.ID)
 			return "", fmt.Errorf("new token does not work, withdrawn: %w", err)
 		}

@@ -23,9 +23,9 @@ func writeJSON(w io.Writer, v any) {
 
 func (c *cli) status(ctx context.Context, t transport, boxes []Box) (int, error) {
 	rows := t.statusAll(ctx, c, boxes)
-	if c.via == "" {
-		c.rememberSeen(rows)
-	}
+	// Over MQTT too: a crashed box's last will can only say when its
+	// connection began, and the last status read here may be later.
+	c.rememberSeen(rows)
 	failed, worst := 0, player.HealthOK
 	for i, r := range rows {
 		if !r.OK {
@@ -156,7 +156,7 @@ func (c *cli) rememberSeen(rows []row) {
 	for i, r := range rows {
 		if r.OK {
 			seen[r.Name] = r.LastSeen.UTC().Truncate(time.Second)
-		} else if t, ok := seen[r.Name]; ok {
+		} else if t, ok := seen[r.Name]; ok && t.After(r.LastSeen) {
 			rows[i].LastSeen = t
 		}
 	}

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/mohproject/moh/internal/status"
 	"github.com/mohproject/moh/player"
 )
 
@@ -92,11 +95,14 @@ func (h *httpTransport) statusAll(ctx context.Context, c *cli, boxes []Box) []ro
 	res := c.each(ctx, boxes, c.boxTimeout(10*time.Second), func(ctx context.Context, b Box) (string, error) {
 		i := index[b.Name]
 		a := h.api(b)
-		s, raw, err := a.status(ctx)
+		raw, err := a.status(ctx)
 		if err != nil {
 			return "", err
 		}
-		r := rowFromStatus(b.Name, s, raw)
+		r, err := statusRow(b.Name, raw)
+		if err != nil {
+			return "", err
+		}
 		r.LastSeen = now
 		if ev, err := a.events(ctx); err == nil {
 			n := 0
@@ -120,19 +126,35 @@ func (h *httpTransport) statusAll(ctx context.Context, c *cli, boxes []Box) []ro
 	return rows
 }
 
-func rowFromStatus(name string, s statusDoc, raw json.RawMessage) row {
-	r := row{Name: name, OK: true, State: s.State, UptimeS: float64(s.UptimeNS) / 1e9, Version: s.Version, Status: raw}
-	if h := s.Health; h != nil {
-		r.Health, r.HealthReason = string(h.State), h.Reason
+// statusRow turns a box's status document, as either transport carried
+// it, into its row. A document that is not JSON fails the box; one with a
+// field of an unexpected type still shows what did decode, with a note.
+func statusRow(name string, raw json.RawMessage) (row, error) {
+	s, err := status.Decode(raw)
+	var typeErr *json.UnmarshalTypeError
+	if err != nil && !errors.As(err, &typeErr) {
+		return row{}, err
+	}
+	r := rowFromStatus(name, s, raw)
+	if err != nil {
+		r.Error = strings.TrimPrefix(r.Error+"; "+err.Error(), "; ")
+	}
+	return r, nil
+}
+
+func rowFromStatus(name string, s status.Doc, raw json.RawMessage) row {
+	r := row{Name: name, OK: true, State: string(s.State), UptimeS: s.Uptime.Seconds(), Version: s.Version, Status: raw}
+	if s.HasHealth() {
+		r.Health, r.HealthReason = string(s.Health.State), s.Health.Reason
 	} else {
 		// A box from before the health model: judge by what it plays.
 		switch s.State {
-		case "playing":
+		case player.StatePlaying:
 			r.Health = string(player.HealthOK)
-		case "stopped":
+		case player.StateStopped:
 			r.Health, r.HealthReason = string(player.HealthWarning), "stopped"
 		default:
-			r.Health, r.HealthReason = string(player.HealthCritical), "not playing ("+s.State+")"
+			r.Health, r.HealthReason = string(player.HealthCritical), "not playing ("+string(s.State)+")"
 		}
 	}
 	if s.Track != nil {
@@ -146,15 +168,10 @@ func rowFromStatus(name string, s statusDoc, raw json.RawMessage) row {
 			free, total := d.FreeBytes, d.TotalBytes
 			r.DiskFree, r.DiskTotal = &free, &total
 		}
-		switch w := d.Warning.(type) {
-		case string:
-			r.DiskNote = w
-		case bool:
-			if w {
-				r.DiskNote = d.Message
-				if r.DiskNote == "" {
-					r.DiskNote = "low"
-				}
+		if d.Warning {
+			r.DiskNote = d.Message
+			if r.DiskNote == "" {
+				r.DiskNote = "low"
 			}
 		}
 	}

@@ -113,9 +113,10 @@ func (m *mqttTransport) statusAll(ctx context.Context, c *cli, boxes []Box) []ro
 		case d.Presence != fleet.Online:
 			rows[i] = row{Name: b.Name, State: "offline", LastSeen: d.Time, Error: "offline"}
 		default:
-			var s statusDoc
-			json.Unmarshal(d.Status, &s)
-			r := rowFromStatus(b.Name, s, d.Status)
+			r, err := statusRow(b.Name, d.Status)
+			if err != nil {
+				r = row{Name: b.Name, Error: err.Error()}
+			}
 			r.LastSeen = d.Time
 			rows[i] = r
 		}

@@ -16,7 +16,9 @@ import (
 
 	"github.com/mohproject/moh/fleet"
 	"github.com/mohproject/moh/fleet/fleettest"
+	"github.com/mohproject/moh/internal/status"
 	"github.com/mohproject/moh/player"
+	"github.com/mohproject/moh/uploads"
 )
 
 // boxOps is the box behind a real fleet agent in these tests.
@@ -27,11 +29,31 @@ type boxOps struct {
 	tracks []track
 }
 
-func (o *boxOps) Status() any {
+// Status is built as mohd builds it (status.Build), so what the test
+// reads through the broker is the document a real box publishes.
+func (o *boxOps) Status() status.Doc {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return map[string]any{"state": o.state, "volume": o.volume, "version": "1.0.0", "uptime_ns": int64(time.Hour)}
+	return status.Build(boxPlayer{state: player.State(o.state), volume: o.volume},
+		&uploads.DiskStatus{FreeBytes: 3 << 30, TotalBytes: 12 << 30}, "1.0.0")
 }
+
+// boxPlayer is the player behind a boxOps.
+type boxPlayer struct {
+	state  player.State
+	volume int
+}
+
+func (p boxPlayer) Status() player.Status {
+	var st player.Status
+	st.State, st.Volume, st.Uptime = p.state, p.volume, time.Hour
+	st.Health = player.Health{State: player.HealthOK, Reason: "playing"}
+	if p.state != player.StatePlaying {
+		st.Health = player.Health{State: player.HealthWarning, Reason: "stopped", Silent: true}
+	}
+	return st
+}
+func (p boxPlayer) AudioFlowing() bool { return p.state == player.StatePlaying }
 func (o *boxOps) Tracks() any {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -120,7 +142,9 @@ func TestViaMQTT(t *testing.T) {
 	if code != player.HealthCritical.Code() || !strings.Contains(errOut, "2 of 4 boxes failed") {
 		t.Fatalf("status exit %d: %s %s", code, out, errOut)
 	}
-	if l := line(t, out, "a"); !strings.Contains(l, "playing") || !strings.Contains(l, "1.0.0") {
+	// The same document as over HTTP: version, uptime and disk included.
+	if l := line(t, out, "a"); !strings.Contains(l, "playing") || !strings.Contains(l, "1.0.0") ||
+		!strings.Contains(l, "3.0G free (25%)") || !strings.Contains(l, "1h00m") || !strings.Contains(l, "OK") {
 		t.Errorf("a: %q", l)
 	}
 	if l := line(t, out, "c"); !strings.Contains(l, "offline") || !strings.Contains(l, "CRITICAL") {

@@ -111,10 +111,10 @@ func runFlags(fs *flag.FlagSet, c *config) {
 // subcommand shares.
 func parseFlags(fs *flag.FlagSet, c *config, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	if err := mergeConfigFile(fs, c); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mohproject/moh/internal/metrics"
+	"github.com/mohproject/moh/internal/status"
 	"github.com/mohproject/moh/player"
 	"github.com/mohproject/moh/uploads"
 )
@@ -83,7 +84,13 @@ type fleetOps struct {
 	lib *uploads.Library
 }
 
-func (o fleetOps) Status() any                  { return o.p.Status() }
+// Status is the same document GET /api/v1/status serves, so mohctl shows
+// the disk and version whichever way it reaches the box.
+func (o fleetOps) Status() status.Doc {
+	d := o.lib.Disk()
+	return status.Build(o.p, &d, version)
+}
+
 func (o fleetOps) Tracks() any                  { return o.lib.Tracks() }
 func (o fleetOps) Play() error                  { return o.p.Play() }
 func (o fleetOps) Stop() error                  { return o.p.Stop() }

@@ -1,0 +1,83 @@
+package fleet
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The broker publishes a box's last will verbatim, so the will must carry
+// its own time: when the connection that died began, renewed at every
+// reconnection (a box that reconnected after a broker restart must not
+// claim it was last up before the restart).
+func TestLastWillCarriesConnectionStart(t *testing.T) {
+	e := newEnv(t, testGroups)
+	c, k := e.certs(t, "box-c")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "MOH_FLEET_TEST_AGENT=1", "MOH_BROKER="+e.broker.URL(),
+		"MOH_CA="+e.ca.CAFile, "MOH_CERT="+c, "MOH_KEY="+k, "MOH_DEVICE=box-c")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	doc := func(op *Client) StatusDoc {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		docs, _ := op.Statuses(ctx, []string{"box-c"})
+		return docs["box-c"]
+	}
+	op := e.operator(t)
+	waitFor(t, 15*time.Second, "box-c online", func() bool { return doc(op).Presence == Online })
+
+	e.broker.Stop()
+	restarted := time.Now()
+	if err := e.broker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	op = e.operator(t)
+	waitFor(t, 30*time.Second, "box-c online again", func() bool { return doc(op).Presence == Online })
+
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	killed := time.Now()
+	waitFor(t, 15*time.Second, "box-c offline by last will", func() bool { return doc(op).Presence == Offline })
+	will := doc(op)
+	if will.Time.Before(restarted) || will.Time.After(killed) {
+		t.Fatalf("last will time %v, want the reconnection's start, between %v and %v", will.Time, restarted, killed)
+	}
+	if will.Device != "box-c" || len(will.Status) != 0 {
+		t.Fatalf("last will %+v", will)
+	}
+}
+
+// A box stopped while it has never reached the broker stops at once, in
+// the first-connection loop that gives each attempt its own will.
+func TestAgentStopsBeforeFirstConnection(t *testing.T) {
+	e := newEnv(t, testGroups)
+	e.broker.Stop()
+	c, k := e.certs(t, "box-b")
+	a, err := NewAgent(AgentOptions{BrokerURL: e.broker.URL(), CAFile: e.ca.CAFile, CertFile: c, KeyFile: k,
+		DeviceID: "box-b", Ops: newFakeOps(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond) // the first attempt has failed
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil || a.Connected() {
+			t.Fatalf("Run = %v, connected %v", err, a.Connected())
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+}
