@@ -269,6 +269,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	defer s.throttle.flush()
 	if err := hs.Shutdown(sctx); err != nil {
 		hs.Close()
 		return fmt.Errorf("shutdown: %w", err)

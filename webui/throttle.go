@@ -363,6 +363,19 @@ func (t *throttle) maybeSave() {
 	}
 }
 
+// flush saves whatever waits to be saved, whatever the write budget: at
+// shutdown, so that a graceful restart (systemd, an update) does not hand
+// a throttled address the guesses it spent since the last save.
+func (t *throttle) flush() {
+	t.mu.Lock()
+	if t.pending {
+		t.urgent = true
+	}
+	t.force = t.urgent
+	t.mu.Unlock()
+	t.maybeSave()
+}
+
 // snapshot copies the buckets worth saving: not full, most drained
 // first, at most maxSavedAddrs. Callers hold t.mu.
 func (t *throttle) snapshot(now time.Time) throttleState {

@@ -294,6 +294,44 @@ func TestThrottlePersisted(t *testing.T) {
 	}
 }
 
+// TestThrottleFlushedAtShutdown: what the write budget held back is saved
+// when the server stops, so a graceful restart gives no fresh guesses.
+func TestThrottleFlushedAtShutdown(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	th := newThrottle(clock.Now, dir, testLogger(t))
+	// Six addresses throttled in a row: the sixth save waits for the
+	// write budget.
+	for i := range 6 {
+		for range 5 {
+			if r, _ := th.reserve(fmt.Sprintf("192.0.2.%d", i)); r != nil {
+				r.fail()
+			}
+		}
+	}
+	guesses := func() int {
+		th := newThrottle(clock.Now, dir, testLogger(t))
+		th.path = ""
+		n := 0
+		for range 6 {
+			r, _ := th.reserve("192.0.2.5")
+			if r == nil {
+				break
+			}
+			r.fail()
+			n++
+		}
+		return n
+	}
+	if n := guesses(); n != 5 {
+		t.Fatalf("the held-back address was saved already (%d guesses): the test proves nothing", n)
+	}
+	th.flush()
+	if n := guesses(); n != 0 {
+		t.Fatalf("after flush a restart hands the throttled address %d guesses", n)
+	}
+}
+
 // TestSecurityEventLimiter: a flood from many addresses cannot flush the
 // event log: per address one event per window, at most secBurst of them
 // plus one an hour, and one summary an hour for the rest.
