@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mohproject/moh/internal/atomicfile"
@@ -298,7 +299,20 @@ func (l *Library) Delete(id string) error {
 	}
 	t := l.tracks[i]
 	next := append(append([]Track(nil), l.tracks[:i]...), l.tracks[i+1:]...)
-	if err := l.writeIndex(next); err != nil {
+	err := l.writeIndex(next)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		// On a full disk, deleting tracks is how the admin makes room, so
+		// it must not need room itself: the track's preview is a cache
+		// that can go first, then the index is written again.
+		l.prevMu.Lock()
+		perr := os.Remove(l.previewPath(id))
+		l.prevMu.Unlock()
+		if perr == nil {
+			l.log.Warn("disk full: removed the deleted track's preview first to make room for the index", "id", id)
+			err = l.writeIndex(next)
+		}
+	}
+	if err != nil {
 		l.mu.Unlock()
 		return fmt.Errorf("delete %s: %w", id, err)
 	}

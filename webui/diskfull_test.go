@@ -119,6 +119,11 @@ func TestFullDisk(t *testing.T) {
 		t.Logf("%d %s", resp.StatusCode, body)
 	})
 	os.Remove(filepath.Join(disk, "filler"))
+	// The second track's caller preview is rendered while there is room;
+	// the first track has none.
+	if resp, body := e.do(nil, "GET", "/api/v1/tracks/"+ids[1]+"/preview", nil, bearer(admin)); resp.StatusCode != 200 {
+		t.Fatalf("preview with room: %d %s", resp.StatusCode, body)
+	}
 	fillDisk(t, disk)
 	cases := []struct {
 		name, method, path, body string
@@ -148,6 +153,17 @@ func TestFullDisk(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(data, TokensFile)); !bytes.Equal(b, tokensBefore) {
 		t.Errorf("token file changed by refused requests")
 	}
+	// Deleting a track is how an admin makes room, so on a full disk it
+	// must not need room itself: the track's cached preview goes first.
+	t.Run("track delete frees its preview first", func(t *testing.T) {
+		resp, body := e.do(nil, "DELETE", "/api/v1/tracks/"+ids[1], nil, bearer(admin))
+		if resp.StatusCode != 204 {
+			t.Fatalf("delete of a track with a preview on a full disk: %d %s", resp.StatusCode, body)
+		}
+		if got := lib.Tracks(); len(got) != 1 || got[0].ID != ids[0] {
+			t.Errorf("library after the delete: %v", got)
+		}
+	})
 
 	// With room again the same requests work.
 	os.Remove(filepath.Join(disk, "filler"))
