@@ -318,7 +318,7 @@ func TestDirectNoPlayableTrackBacksOff(t *testing.T) {
 		OpenSink:    sharedCapture(&c, nil),
 		IdleBackoff: 50 * time.Millisecond, IdleBackoffMax: 200 * time.Millisecond,
 	}, []Track{{ID: "a", Path: bad}, {ID: "b", Path: bad}})
-	waitUntil(t, 10*time.Second, "the fault", func() bool { return d.Status().Fault == "no playable track" })
+	waitUntil(t, 10*time.Second, "the fault", func() bool { return d.Status().Fault.Class == FaultNoTrack })
 	if st := d.Status(); st.State != StateFailed {
 		t.Errorf("state %s, want failed", st.State)
 	}
@@ -474,9 +474,9 @@ func TestDirectSinkFailuresLoseNothing(t *testing.T) {
 	const laps = 10
 	go func() {
 		for c.len() < laps*len(src) {
-			if f := d.Status().Fault; f != "" {
+			if f := d.Status().Fault; !f.IsZero() {
 				fmu.Lock()
-				faults = append(faults, f)
+				faults = append(faults, f.String())
 				fmu.Unlock()
 			}
 			time.Sleep(time.Millisecond)

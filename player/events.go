@@ -8,11 +8,11 @@ import (
 // Event is one thing worth telling the admin: a fault, a recovery, a
 // skipped track, an admin action.
 type Event struct {
-	Time    time.Time `json:"time"`
-	Kind    string    `json:"kind"`            // fault, recovered, skip, admin, sink
-	Fault   string    `json:"fault,omitempty"` // fault class, e.g. "stalled", "mpd-exited"
-	Rung    string    `json:"rung,omitempty"`  // ladder rung used
-	Message string    `json:"message"`
+	Time    time.Time  `json:"time"`
+	Kind    string     `json:"kind"`            // fault, recovered, skip, admin, sink
+	Fault   FaultClass `json:"fault,omitempty"` // e.g. "stalled", "mpd-exited"
+	Rung    string     `json:"rung,omitempty"`  // ladder rung used
+	Message string     `json:"message"`
 	// RecoveryMS is the time from detection to audio flowing again, on
 	// "recovered" events.
 	RecoveryMS int64 `json:"recovery_ms,omitempty"`

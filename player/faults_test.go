@@ -84,7 +84,7 @@ func (s *supervised) measure(t testing.TB, inject func()) faultTiming {
 	ft.back = time.Since(start) // from injection, like detect
 	ws := s.w.Status()
 	if ws.LastFault != nil {
-		ft.class = ws.LastFault.Fault
+		ft.class = string(ws.LastFault.Fault)
 	}
 	for _, e := range s.events.Recent(5) {
 		if e.Kind == "recovered" {
@@ -240,7 +240,7 @@ func TestSlowMPDBrokenBinaryBoundedRetries(t *testing.T) {
 	skipShort(t)
 	mpdNeedTools(t)
 	dir := t.TempDir()
-	m, err := NewMPD(MPDOptions{Logger: wdTestLogger(t), RunDir: filepath.Join(dir, "run"), MusicDir: dir,
+	m, err := NewMPD(MPDOptions{Logger: wdTestLogger(t), RunDir: filepath.Join(dir, "run"), RenditionDir: dir,
 		Binary: filepath.Join(dir, "no-such-mpd"), Output: Output{Kind: OutputNull}})
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +268,7 @@ func TestSlowMPDBrokenBinaryBoundedRetries(t *testing.T) {
 	if share > 0.03 {
 		t.Errorf("CPU %.2f%% of a core while broken, want well under 1%% (bound 3%%)", share*100)
 	}
-	if !strings.HasPrefix(st.Fault, "mpd-exited: ") || !strings.Contains(st.Fault, "no-such-mpd") || st.State != StateFailed {
+	if st.Fault.Class != FaultMPDExited || !strings.Contains(st.Fault.Detail, "no-such-mpd") || st.State != StateFailed {
 		t.Errorf("backend status = %s %q, want failed with a clear mpd-exited fault", st.State, st.Fault)
 	}
 	if ws.State != WatchdogFaulty && ws.State != WatchdogVerifying || s.w.Healthy() || ws.FaultsByClass["mpd-exited"] != 1 {
@@ -469,7 +469,7 @@ func TestSlowDirectDeviceMissingAtStart(t *testing.T) {
 	if opens < 2 || opens > 25 {
 		t.Errorf("%d aplay starts in %v: want bounded retries with backoff", opens, window)
 	}
-	if bs.Fault == "" || !strings.Contains(bs.Fault, "hw:9,0") && !strings.Contains(strings.ToLower(bs.Fault), "audio open") {
+	if bs.Fault.IsZero() || !strings.Contains(bs.Fault.Detail, "hw:9,0") && !strings.Contains(strings.ToLower(bs.Fault.Detail), "audio open") {
 		t.Errorf("fault %q does not say what is wrong", bs.Fault)
 	}
 	if s.w.Healthy() || ws.Faults == 0 {

@@ -170,3 +170,16 @@ func readLevelFIFO(ctx context.Context, path string, m *levelMeter, log *slog.Lo
 		}
 	}
 }
+
+// listen keeps draining the level FIFO for the life of the backend.
+func (m *MPD) listen(ctx context.Context, fifo string) {
+	for ctx.Err() == nil {
+		if err := readLevelFIFO(ctx, fifo, m.meter, m.log); err != nil {
+			m.log.Error("level fifo", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}

@@ -86,10 +86,10 @@ func AssessHealth(st Status, flowing bool, degraded []string, now time.Time) Hea
 // silenceReason says why a wanted line is silent, most specific first.
 func silenceReason(st Status) string {
 	switch {
-	case st.Fault != "":
-		return "no audio: " + st.Fault
+	case !st.Fault.IsZero():
+		return "no audio: " + st.Fault.String()
 	case st.Watchdog.Fault != "":
-		return "no audio: " + st.Watchdog.Fault + " (the watchdog is recovering)"
+		return "no audio: " + string(st.Watchdog.Fault) + " (the watchdog is recovering)"
 	case st.State == StateStarting || st.Watchdog.State == WatchdogStarting || st.Watchdog.State == watchdogStoppedRun:
 		return "starting: no audio verified yet"
 	case st.State != StatePlaying:

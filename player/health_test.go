@@ -23,7 +23,7 @@ func TestAssessHealth(t *testing.T) {
 		{"admin stop", with(func(s *Status) { s.Wanted, s.State = StateStopped, StateStopped }), false, nil, HealthWarning, true, "stopped by the admin"},
 		{"admin stop beats a degraded part", with(func(s *Status) { s.Wanted = StateStopped }), false, []string{"disk nearly full"}, HealthWarning, true, "stopped by the admin"},
 		{"volume 0", with(func(s *Status) { s.Volume = 0 }), true, nil, HealthWarning, true, "volume is 0"},
-		{"backend fault", with(func(s *Status) { s.State, s.Fault = StateFailed, "device-missing: no card" }), false, nil, HealthCritical, true, "device-missing: no card"},
+		{"backend fault", with(func(s *Status) { s.State, s.Fault = StateFailed, Fault{Class: FaultSinkFailed, Detail: "no card"} }), false, nil, HealthCritical, true, "sink-failed: no card"},
 		{"watchdog fault", with(func(s *Status) { s.Watchdog.Fault = FaultStalled }), false, nil, HealthCritical, true, "stalled"},
 		{"starting", with(func(s *Status) { s.State = StateStarting }), false, nil, HealthCritical, true, "starting"},
 		{"fault beats volume 0", with(func(s *Status) { s.Volume = 0 }), false, nil, HealthCritical, true, "no audio"},

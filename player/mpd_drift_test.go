@@ -112,7 +112,7 @@ func TestMPDDriftIsHealed(t *testing.T) {
 	cases := []struct {
 		name     string
 		commands []string
-		class    string
+		class    FaultClass
 	}{
 		{"output-disabled", []string{"disableoutput 0"}, "mpd-output"},
 		{"level-output-disabled", []string{"disableoutput 1"}, "mpd-output"},
@@ -169,7 +169,7 @@ func TestMPDDriftIsHealed(t *testing.T) {
 				}
 				return fault != nil && recovered != nil
 			})
-			if fault.Message == "" || !strings.HasPrefix(fault.Message, tc.class+": ") {
+			if fault.Message == "" || !strings.HasPrefix(fault.Message, string(tc.class)+": ") {
 				t.Errorf("fault event message %q does not say what drifted", fault.Message)
 			}
 			probe := &mpdFlowProbe{b: f.m}
@@ -179,7 +179,7 @@ func TestMPDDriftIsHealed(t *testing.T) {
 			})
 			t.Logf("%s: state restored in %v; event %q; recovered in %d ms by %s",
 				tc.name, healed.Round(time.Millisecond), fault.Message, recovered.RecoveryMS, recovered.Rung)
-			if st := f.m.Status(); st.Fault != "" {
+			if st := f.m.Status(); !st.Fault.IsZero() {
 				t.Errorf("fault still reported after healing: %q", st.Fault)
 			}
 		})
@@ -207,10 +207,10 @@ func TestMPDOutputDisabledIsAFault(t *testing.T) {
 			pollUntil(t, 15*time.Second, "audio", func() bool { time.Sleep(100 * time.Millisecond); return probe.flowing() })
 			f.say(t, fmt.Sprintf("disableoutput %d", tc.id))
 			pollUntil(t, driftBound, "fault reported", func() bool {
-				return strings.HasPrefix(f.m.Status().Fault, "mpd-output: ")
+				return f.m.Status().Fault.Class == FaultMPDOutput
 			})
 			st := f.m.Status()
-			if !strings.Contains(st.Fault, `"`+tc.out+`"`) {
+			if !strings.Contains(st.Fault.Detail, `"`+tc.out+`"`) {
 				t.Errorf("fault %q does not name output %q", st.Fault, tc.out)
 			}
 			// The fault lasts while the output stays disabled.
@@ -219,7 +219,7 @@ func TestMPDOutputDisabledIsAFault(t *testing.T) {
 				if probe.flowing() {
 					t.Fatalf("audio counted as flowing with output %s disabled: %+v", tc.out, f.m.Status())
 				}
-				if st := f.m.Status(); !strings.HasPrefix(st.Fault, "mpd-output: ") {
+				if st := f.m.Status(); st.Fault.Class != FaultMPDOutput {
 					t.Fatalf("fault cleared while output %s is still disabled: %q", tc.out, st.Fault)
 				}
 			}
@@ -247,7 +247,7 @@ func TestMPDDriftHealedWhileStopped(t *testing.T) {
 	probe := &mpdFlowProbe{b: f.m}
 	pollUntil(t, 15*time.Second, "audio", func() bool { time.Sleep(100 * time.Millisecond); return probe.flowing() })
 	f.m.Stop()
-	pollUntil(t, driftBound, "stopped", func() bool { st := f.m.Status(); return st.State == StateStopped && st.Fault == "" })
+	pollUntil(t, driftBound, "stopped", func() bool { st := f.m.Status(); return st.State == StateStopped && st.Fault.IsZero() })
 	c := f.client(t)
 	for _, tc := range []struct {
 		name     string
@@ -287,7 +287,7 @@ func TestMPDLineOutputFailedIsAFault(t *testing.T) {
 	var st BackendStatus
 	pollUntil(t, 15*time.Second, "line output fault", func() bool {
 		st = f.m.Status()
-		return strings.HasPrefix(st.Fault, "sink-failed: ") && strings.Contains(st.Fault, "hw:9,0")
+		return st.Fault.Class == FaultSinkFailed && strings.Contains(st.Fault.Detail, "hw:9,0")
 	})
 	t.Logf("fault: %s (level output: %.0f dBFS, %d frames)", st.Fault, st.LevelDBFS, st.Frames)
 	probe := &mpdFlowProbe{b: f.m}

@@ -175,3 +175,38 @@ func probeMPD(ctx context.Context, network, addr string, timeout time.Duration) 
 	_, _ = io.WriteString(conn, "close\n")
 	return nil
 }
+
+// mpdReopenHold is how long after MPD's last failure to open the line
+// output it still counts as failed: MPD retries a failed output every
+// 10 s while playing and logs each failure, but never a success.
+const mpdReopenHold = 15 * time.Second
+
+// watchLog notes MPD failing to open or decode a track: MPD then skips
+// it silently, and mohd drops it from the queue at the next refresh. It
+// also notes MPD failing to open the line output, which its status
+// never shows.
+func (m *MPD) watchLog(line string) {
+	if _, detail, ok := strings.Cut(line, `Failed to open "`+mpdOutputName+`" `); ok {
+		// `(alsa); Failed to open ALSA device "hw:9,0": No such file…`
+		if _, why, ok := strings.Cut(detail, "; "); ok {
+			detail = why
+		}
+		m.mu.Lock()
+		m.lineFailed, m.lineFailedAt = strings.TrimSpace(detail), m.now()
+		m.mu.Unlock()
+		return
+	}
+	if strings.Contains(line, "Failed to open") || strings.Contains(line, "Failed to decode") {
+		m.lostTrack.Store(true)
+	}
+}
+
+// lineFault is the fault of a line output MPD could not open lately.
+func (m *MPD) lineFault() Fault {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lineFailed == "" || m.now().Sub(m.lineFailedAt) > mpdReopenHold {
+		return Fault{}
+	}
+	return Fault{Class: FaultSinkFailed, Detail: fmt.Sprintf("mpd cannot open output %q: %s (only mohd's level output hears the music)", mpdOutputName, m.lineFailed)}
+}

@@ -91,8 +91,8 @@ func newMPDFixture(t testing.TB, o MPDOptions, ntracks int) *mpdFixture {
 	if o.Logger == nil {
 		o.Logger = wdTestLogger(t)
 	}
-	if o.MusicDir == "" {
-		o.MusicDir = f.music
+	if o.RenditionDir == "" {
+		o.RenditionDir = f.music
 	}
 	if o.RunDir == "" {
 		o.RunDir = filepath.Join(dir, "run")
@@ -148,7 +148,7 @@ func (p *mpdFlowProbe) flowing() bool {
 	st := p.b.Status()
 	adv := st.Frames > p.frames
 	p.frames = st.Frames
-	return adv && st.State == StatePlaying && st.LevelDBFS > levelAudibleDBFS && st.Fault == ""
+	return adv && st.State == StatePlaying && st.LevelDBFS > levelAudibleDBFS && st.Fault.IsZero()
 }
 
 // client is another MPD client, as an admin's phone app would be.
@@ -303,7 +303,7 @@ func TestMPDNextAndStop(t *testing.T) {
 	f.m.Stop()
 	pollUntil(t, 5*time.Second, "stopped", func() bool {
 		st := f.m.Status()
-		return st.State == StateStopped && st.Fault == ""
+		return st.State == StateStopped && st.Fault.IsZero()
 	})
 	f.m.Play()
 	pollUntil(t, 5*time.Second, "playing again", func() bool { time.Sleep(100 * time.Millisecond); return p.flowing() })
@@ -353,7 +353,7 @@ func TestMPDExternalOverTCP(t *testing.T) {
 	}
 	mpdSay(t, "tcp", addr, "disableoutput 1") // the admin's choice, before mohd
 
-	m, err := NewMPD(MPDOptions{Logger: wdTestLogger(t), Addr: addr, MusicDir: music})
+	m, err := NewMPD(MPDOptions{Logger: wdTestLogger(t), Addr: addr, RenditionDir: music})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestMPDExternalOverTCP(t *testing.T) {
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, 5*time.Second, "stop seen", func() bool { return strings.HasPrefix(m.Status().Fault, "mpd-stopped") })
+	pollUntil(t, 5*time.Second, "stop seen", func() bool { return m.Status().Fault.Class == FaultMPDStopped })
 	if err := m.Recover(rc, RungReplay); err != nil {
 		t.Fatal(err)
 	}
@@ -409,16 +409,16 @@ func TestMPDExternalOverTCP(t *testing.T) {
 	mpdSay(t, "tcp", addr, "disableoutput 0")
 	var fault string
 	pollUntil(t, 5*time.Second, "output fault", func() bool {
-		fault = m.Status().Fault
+		fault = m.Status().Fault.String()
 		return strings.Contains(fault, `mpd-output: another client disabled output "n"`)
 	})
 	t.Logf("fault: %s", fault)
 	rc3, rcancel3 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer rcancel3()
-	if err := m.Recover(rc3, startRung(faultClass(m.Status().Fault))); err != nil {
+	if err := m.Recover(rc3, m.Status().Fault.Class.FirstRung()); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, 5*time.Second, "fault cleared", func() bool { return m.Status().Fault == "" })
+	pollUntil(t, 5*time.Second, "fault cleared", func() bool { return m.Status().Fault.IsZero() })
 	outs, err := c.ListOutputs()
 	if err != nil || len(outs) != 2 || outs[0]["outputenabled"] != "1" || outs[1]["outputenabled"] != "0" {
 		t.Fatalf("outputs = %v, %v; want n enabled, spare still disabled", outs, err)

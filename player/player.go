@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Settings is what the admin chose and what survives a power cut.
@@ -80,10 +81,6 @@ type Player struct {
 	refusedAll bool
 }
 
-// FaultNoPlayableTrack starts a backend's Fault when it refused every
-// track of its playlist.
-const FaultNoPlayableTrack = "no playable track"
-
 // New returns a Player; call Run to start playback.
 func New(o Options) *Player {
 	if o.Logger == nil {
@@ -110,17 +107,21 @@ func New(o Options) *Player {
 }
 
 func clampSettings(s Settings) Settings {
-	s.Volume = min(max(s.Volume, 0), 100)
+	s.Volume = clampVolume(s.Volume)
 	return s
 }
 
-// SetWatchdog attaches the supervisor that Run starts beside the backend.
+// SetWatchdog names the watchdog whose verdict Status and AudioFlowing
+// report. The caller runs it (Watchdog.Run) beside Player.Run: it is a
+// part of the daemon of its own, whose exit rung ends the daemon.
 func (p *Player) SetWatchdog(w *Watchdog) { p.watchdog = w }
 
 // Events is the player's event log.
 func (p *Player) Events() *EventLog { return p.events }
 
-// Run plays until ctx is done.
+// Run plays until ctx is done: the backend and the guard that switches to
+// the built-in track when the backend refuses every track. It does not run
+// the watchdog (see SetWatchdog).
 func (p *Player) Run(ctx context.Context) error {
 	// Under changeMu, so an admin change arriving now is not undone by
 	// applying the settings it replaced.
@@ -136,54 +137,37 @@ func (p *Player) Run(ctx context.Context) error {
 		p.backend.Stop()
 	}
 	p.changeMu.Unlock()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	parts := []func(context.Context) error{p.backend.Run, p.guardFallback}
-	if p.watchdog != nil {
-		parts = append(parts, p.watchdog.Run)
-	}
-	errc := make(chan error, len(parts))
-	for _, run := range parts {
-		go func() { errc <- run(ctx) }()
-	}
-	var err error
-	for range parts {
-		if e := <-errc; e != nil && err == nil {
-			err = e
-		}
-		cancel()
-	}
-	return err
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.backend.Run(ctx) })
+	g.Go(func() error { return p.guardFallback(ctx) })
+	return g.Wait()
 }
 
 // guardFallback keeps the line from going silent when the backend refuses
 // every track of the playlist (all garbled, unreadable or of a format it
 // cannot play): the built-in track plays until the playlist changes.
 func (p *Player) guardFallback(ctx context.Context) error {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	return every(ctx, 500*time.Millisecond, func() error {
+		// FaultNoTrack with a playlist to play means every track of it
+		// was refused: the backend is handed the built-in track only
+		// when the playlist is empty, and then nothing is left to refuse.
+		if p.backend.Status().Fault.Class != FaultNoTrack {
 			return nil
-		case <-t.C:
-		}
-		if !strings.HasPrefix(p.backend.Status().Fault, FaultNoPlayableTrack) {
-			continue
 		}
 		p.mu.Lock()
 		if p.refusedAll || p.fallback.Path == "" || len(p.playlist) == 0 {
 			p.mu.Unlock()
-			continue
+			return nil
 		}
 		p.refusedAll = true
 		n := len(p.playlist)
 		p.mu.Unlock()
 		p.log.Error("every track was refused: playing the built-in track until the playlist changes", "tracks", n)
-		p.events.Add(Event{Kind: "fault", Fault: "no-playable-track",
+		p.events.Add(Event{Kind: "fault", Fault: FaultNoTrack,
 			Message: fmt.Sprintf("all %d tracks were refused; the built-in track plays until the playlist changes", n)})
 		p.backend.SetPlaylist([]Track{p.fallback})
-	}
+		return nil
+	})
 }
 
 // effectivePlaylist is the playlist, or the fallback track when it is
@@ -234,7 +218,7 @@ func (p *Player) Next() {
 // SetVolume sets and remembers the volume (clamped to 0..100). An error
 // means the change could not be saved: nothing changed, live or on disk.
 func (p *Player) SetVolume(v int) error {
-	v = min(max(v, 0), 100)
+	v = clampVolume(v)
 	return p.change(func(s *Settings) { s.Volume = v }, "volume", func() { p.backend.SetVolume(v) })
 }
 

@@ -96,7 +96,7 @@ func TestFallbackWhenEveryTrackRefused(t *testing.T) {
 	}, p)
 	f0 := st.Frames
 	waitFor(t, "audio flowing on the fallback", func(s Status) bool { return s.Frames > f0+SampleRate/10 }, p)
-	if ev := p.Events().Recent(0); !hasFault(ev, "no-playable-track") {
+	if ev := p.Events().Recent(0); !hasFault(ev, FaultNoTrack) {
 		t.Fatalf("no event tells the admin why the built-in track plays: %+v", ev)
 	}
 	// A new playlist gets its chance again.
@@ -107,7 +107,7 @@ func TestFallbackWhenEveryTrackRefused(t *testing.T) {
 	}, p)
 }
 
-func hasFault(ev []Event, fault string) bool {
+func hasFault(ev []Event, fault FaultClass) bool {
 	for _, e := range ev {
 		if e.Fault == fault {
 			return true
@@ -188,7 +188,7 @@ func TestConcurrentChangesSavedInOrder(t *testing.T) {
 		if ov > 0 {
 			t.Fatalf("round %d: %d saves overlapped", round, ov)
 		}
-		if v := int(p.backend.(*Direct).volume.Load()); v != live.Volume {
+		if v := p.backend.(*Direct).wantNow().volume; v != live.Volume {
 			t.Fatalf("round %d: backend volume %d, settings %d", round, v, live.Volume)
 		}
 	}
@@ -225,7 +225,7 @@ func TestChangeRefusedWhenNotSaved(t *testing.T) {
 			t.Fatalf("%s refused but settings changed to %+v", name, got)
 		}
 	}
-	if v := int(p.backend.(*Direct).volume.Load()); v != before.Volume {
+	if v := p.backend.(*Direct).wantNow().volume; v != before.Volume {
 		t.Fatalf("refused volume reached the backend: %d", v)
 	}
 	time.Sleep(200 * time.Millisecond)

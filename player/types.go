@@ -58,9 +58,9 @@ type BackendStatus struct {
 	SourceSilent bool `json:"source_silent"`
 	// LastAudio is when a non-silent block last reached the output.
 	LastAudio time.Time `json:"last_audio"`
-	// Fault describes a current problem (e.g. the sound card is missing);
-	// empty when healthy.
-	Fault   string `json:"fault,omitempty"`
+	// Fault is the current problem (e.g. the sound card is missing),
+	// zero when healthy. Its JSON is the string "class: detail".
+	Fault   Fault  `json:"fault,omitzero"`
 	Skipped []Skip `json:"skipped,omitempty"`
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 )
@@ -33,21 +32,12 @@ const (
 	watchdogStoppedRun = "not-running" // Run has not started
 )
 
-// Fault classes the watchdog itself detects; backends report theirs in
-// BackendStatus.Fault as "class: detail".
-const (
-	FaultNotPlaying = "not-playing" // playback wanted, backend not playing
-	FaultStalled    = "stalled"     // frames stopped advancing
-	FaultSilent     = "silent"      // output silent while the source is not
-	FaultBackend    = "backend-fault"
-)
-
 // WatchdogStatus is the watchdog's part of Status, for the API and metrics.
 type WatchdogStatus struct {
 	State   string `json:"state"`
 	Healthy bool   `json:"healthy"`
 	// Fault is the class of the fault being handled, empty when healthy.
-	Fault string `json:"fault,omitempty"`
+	Fault FaultClass `json:"fault,omitempty"`
 	// Rung is the ladder rung the next attempt will use (or used last).
 	Rung string `json:"rung,omitempty"`
 	// Backoff is the wait before the next attempt after a failed one.
@@ -123,14 +113,14 @@ type watchState struct {
 	notPlaying time.Time // since when the backend is not playing (zero: it is)
 	goodSince  time.Time // start of the current healthy stretch
 
-	fault       string // class being handled
+	fault       FaultClass // class being handled
 	faultMsg    string
-	ladderClass string // the class the ladder position was reached for
+	ladderClass FaultClass // the class the ladder position was reached for
 	faultAt     time.Time
 	rung        Rung // ladder position: the lowest rung the next attempt may use
 	atRung      int  // attempts at rung since it was reached
 	failures    int  // failed attempts since the last ladder reset
-	backoff     time.Duration
+	backoff     backoff
 	next        time.Time // earliest next attempt
 	lastTry     time.Time
 	tried       Rung
@@ -187,6 +177,7 @@ func NewWatchdog(o WatchdogOptions) *Watchdog {
 		log: o.Logger.With("component", "watchdog"),
 		s: watchState{
 			state:       watchdogStoppedRun,
+			backoff:     backoff{min: o.BackoffMin, max: o.BackoffMax},
 			byClass:     map[string]uint64{},
 			byRung:      map[string]uint64{},
 			triesByRung: map[string]uint64{},
@@ -197,18 +188,7 @@ func NewWatchdog(o WatchdogOptions) *Watchdog {
 // Run supervises until ctx is done. It returns nil on cancellation and
 // an error wrapping ErrExitRequested when mohd should exit.
 func (w *Watchdog) Run(ctx context.Context) error {
-	t := time.NewTicker(w.o.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := w.step(ctx); err != nil {
-				return err
-			}
-		}
-	}
+	return every(ctx, w.o.Interval, func() error { return w.step(ctx) })
 }
 
 // Status returns counters for the API.
@@ -220,7 +200,7 @@ func (w *Watchdog) Status() WatchdogStatus {
 		State:            s.state,
 		Healthy:          s.healthy,
 		Fault:            s.fault,
-		Backoff:          s.backoff,
+		Backoff:          s.backoff.current(),
 		Faults:           s.faults,
 		Recoveries:       s.recoveries,
 		Attempts:         s.attempts,
@@ -268,8 +248,8 @@ func (w *Watchdog) OK() bool {
 type observation struct {
 	st      BackendStatus
 	wanted  bool
-	flowing bool   // audio reaches the output now
-	fault   string // fault class, "" when none
+	flowing bool       // audio reaches the output now
+	fault   FaultClass // "" when none
 	msg     string
 }
 
@@ -296,11 +276,14 @@ func (w *Watchdog) observe(now time.Time) observation {
 	}
 	advancing := now.Sub(s.framesAt) < w.o.StallAfter
 	audible := st.SourceSilent || now.Sub(lastAudio) < w.o.SilenceAfter
-	ob.flowing = st.State == StatePlaying && st.Fault == "" && advancing && audible
+	ob.flowing = st.State == StatePlaying && st.Fault.IsZero() && advancing && audible
 	switch {
 	case !ob.wanted:
-	case st.Fault != "":
-		ob.fault, ob.msg = faultClass(st.Fault), st.Fault
+	case !st.Fault.IsZero():
+		ob.fault, ob.msg = st.Fault.Class, st.Fault.String()
+		if ob.fault == "" {
+			ob.fault = FaultBackend
+		}
 	case st.State == StateStarting && now.Sub(s.started) < w.o.StartGrace:
 	case st.State == StateRecovering:
 	case st.State != StatePlaying:
@@ -316,37 +299,6 @@ func (w *Watchdog) observe(now time.Time) observation {
 		ob.msg = fmt.Sprintf("output silent for %v (level %.0f dBFS)", now.Sub(lastAudio).Round(time.Millisecond), st.LevelDBFS)
 	}
 	return ob
-}
-
-// faultClass takes the class from a backend's "class: detail" fault;
-// texts without one are classed by what they mention.
-func faultClass(fault string) string {
-	if class, _, ok := cutFault(fault); ok {
-		return class
-	}
-	switch l := strings.ToLower(fault); {
-	case strings.Contains(l, "sink"), strings.Contains(l, "aplay"), strings.Contains(l, "alsa"):
-		return "sink-failed"
-	case strings.Contains(l, "no playable track"), strings.Contains(l, "empty playlist"):
-		return "no-track"
-	}
-	return FaultBackend
-}
-
-func cutFault(fault string) (class, detail string, ok bool) {
-	for i := 0; i < len(fault) && i < 40; i++ {
-		switch c := fault[i]; {
-		case c == ':':
-			if i > 0 && i+1 < len(fault) && fault[i+1] == ' ' {
-				return fault[:i], fault[i+2:], true
-			}
-			return "", "", false
-		case c == '-' || c == '_' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
-		default:
-			return "", "", false
-		}
-	}
-	return "", "", false
 }
 
 // step is one turn of the state machine.
@@ -394,7 +346,7 @@ func (w *Watchdog) step(ctx context.Context) error {
 		// A new diagnosis that needs a higher rung (a stall turned out to
 		// be a hung process) is acted on at once: the class set is
 		// finite, so this cannot loop, and the backoff still grows.
-		rediagnosed := ob.fault != "" && ob.fault != s.fault && startRung(ob.fault) > max(s.rung, startRung(s.fault))
+		rediagnosed := ob.fault != "" && ob.fault != s.fault && ob.fault.FirstRung() > max(s.rung, s.fault.FirstRung())
 		if now.Before(s.next) && !rediagnosed {
 			return nil
 		}
@@ -420,181 +372,4 @@ func (w *Watchdog) transition(state string) {
 	}
 	w.log.Debug("watchdog state", "from", w.s.state, "to", state)
 	w.s.state = state
-}
-
-// detect records a new fault.
-func (w *Watchdog) detect(now time.Time, ob observation) {
-	s := &w.s
-	if ob.fault != s.ladderClass {
-		// The ladder position belongs to one kind of trouble: a new
-		// kind starts from its own first rung (the backoff still paces).
-		s.rung, s.atRung, s.ladderClass = 0, 0, ob.fault
-	}
-	s.fault, s.faultMsg, s.faultAt = ob.fault, ob.msg, now
-	s.faults++
-	s.byClass[ob.fault]++
-	e := Event{Time: now, Kind: "fault", Fault: ob.fault, Message: ob.msg}
-	s.lastFault = &e
-	w.o.Events.Add(e)
-	w.log.Warn("audio fault", "fault", ob.fault, "detail", ob.msg, "ladder", s.rung.String(), "backoff", s.backoff)
-	// A fault soon after a failed or recent recovery waits out the
-	// backoff, so a flapping backend cannot become a busy loop.
-	s.next = now
-	if s.failures > 0 && !s.lastTry.IsZero() {
-		s.next = s.lastTry.Add(s.backoff)
-	}
-	w.transition(WatchdogFaulty)
-}
-
-// startRung is the lowest rung that can help with a fault class.
-func startRung(class string) Rung {
-	switch class {
-	case "mpd-error":
-		return RungClearError
-	case "mpd-disconnected":
-		return RungReconnect
-	case "mpd-exited", "mpd-timeout", "sink-exited", "sink-failed", "device-missing":
-		return RungRestartBackend
-	}
-	return RungReplay
-}
-
-// attemptsAt is how often rung is tried before climbing.
-func (w *Watchdog) attemptsAt(r Rung) int {
-	if r == RungRestartBackend {
-		return w.o.RestartAttempts
-	}
-	return w.o.AttemptsPerRung
-}
-
-// attempt performs the next rung.
-func (w *Watchdog) attempt(ctx context.Context, now time.Time, ob observation) error {
-	s := &w.s
-	class := s.fault
-	if ob.fault != "" && ob.fault != s.fault {
-		// The picture changed while handling the fault (a stall turned
-		// out to be a dead process): climb to what the cause needs.
-		w.log.Info("fault class changed", "from", s.fault, "to", ob.fault, "detail", ob.msg)
-		s.fault, class, s.ladderClass = ob.fault, ob.fault, ob.fault
-	}
-	rung := max(startRung(class), s.rung)
-	if rung > s.rung {
-		s.rung, s.atRung = rung, 0
-	}
-	if rung >= RungExit {
-		return w.exit(now)
-	}
-	s.attempts++
-	s.triesByRung[rung.String()]++
-	s.atRung++
-	s.lastTry, s.tried, s.tryFrames = now, rung, ob.st.Frames
-	w.log.Info("recovery attempt", "fault", s.fault, "rung", rung.String(), "attempt", s.atRung)
-
-	// Recover may take seconds (an MPD restart); Status and Healthy must
-	// not wait for it, so the lock is released meanwhile.
-	rctx, cancel := context.WithTimeout(ctx, w.o.RecoverTimeout)
-	w.mu.Unlock()
-	err := w.o.Backend.Recover(rctx, rung)
-	w.mu.Lock()
-	cancel()
-	if ctx.Err() != nil {
-		return nil
-	}
-	switch {
-	case errors.Is(err, ErrRungUnsupported):
-		s.attempts--
-		s.triesByRung[rung.String()]--
-		s.rung, s.atRung = rung+1, 0
-		s.next = w.o.Now()
-		w.log.Info("rung not supported; climbing", "rung", rung.String())
-	case err != nil:
-		w.failedAttempt(w.o.Now(), err.Error())
-	default:
-		// Measure the wait for audio from the end of the rung: a restart
-		// itself may take longer than VerifyAfter.
-		s.lastTry = w.o.Now()
-		w.transition(WatchdogVerifying)
-	}
-	return nil
-}
-
-// failedAttempt counts a rung that did not bring audio back and schedules
-// the next one after a doubled backoff.
-func (w *Watchdog) failedAttempt(now time.Time, why string) {
-	s := &w.s
-	s.failures++
-	s.backoff = min(w.o.BackoffMin<<min(s.failures-1, 20), w.o.BackoffMax)
-	s.next = now.Add(s.backoff)
-	if s.atRung >= w.attemptsAt(s.rung) {
-		s.rung, s.atRung = s.rung+1, 0
-	}
-	w.log.Warn("recovery attempt failed", "fault", s.fault, "rung", s.tried.String(), "err", why,
-		"next_rung", s.rung.String(), "backoff", s.backoff)
-	w.transition(WatchdogFaulty)
-}
-
-// recovered records audio flowing again.
-func (w *Watchdog) recovered(now time.Time, rung Rung) {
-	s := &w.s
-	ms := now.Sub(s.faultAt).Milliseconds()
-	s.recoveries++
-	name := "none"
-	if rung != 0 {
-		name = rung.String()
-	}
-	s.byRung[name]++
-	s.lastRecoveryMS = ms
-	w.o.Events.Add(Event{Time: now, Kind: "recovered", Fault: s.fault, Rung: name, RecoveryMS: ms,
-		Message: fmt.Sprintf("audio back %d ms after %s was detected", ms, s.fault)})
-	w.log.Info("audio recovered", "fault", s.fault, "rung", name, "recovery_ms", ms)
-	s.fault, s.faultMsg = "", ""
-	s.goodSince = now
-	s.healthy = true
-	w.transition(WatchdogHealthy)
-}
-
-// maybeResetLadder starts the ladder from the bottom again after a long
-// enough stretch of good audio.
-func (w *Watchdog) maybeResetLadder(now time.Time) {
-	s := &w.s
-	if (s.rung != 0 || s.failures != 0 || s.backoff != 0) && now.Sub(s.goodSince) >= w.o.HealthyReset {
-		w.log.Info("ladder reset after good audio", "for", w.o.HealthyReset)
-		s.rung, s.atRung, s.failures, s.backoff = 0, 0, 0, 0
-	}
-}
-
-// exit is the top of the ladder: restart mohd through the service
-// manager or, if opted in and rate-limited, reboot.
-func (w *Watchdog) exit(now time.Time) error {
-	s := &w.s
-	rung := RungExit
-	if w.o.Reboot {
-		if w.rebootDue(now) {
-			rung = RungReboot
-		}
-	}
-	s.attempts++
-	s.triesByRung[rung.String()]++
-	msg := fmt.Sprintf("%s not fixed by lower rungs (%d failed attempts)", s.fault, s.failures)
-	w.o.Events.Add(Event{Time: now, Kind: "fault", Fault: s.fault, Rung: rung.String(), Message: msg})
-	w.transition(WatchdogExiting)
-	s.healthy = false
-	if rung == RungReboot {
-		w.log.Error("rebooting the box", "fault", s.fault, "failures", s.failures)
-		err := w.reboot(now)
-		if err == nil {
-			return fmt.Errorf("%w: rebooting: %s", ErrExitRequested, msg)
-		}
-		w.log.Error("reboot failed; exiting instead", "err", err)
-	}
-	if w.o.Reboot {
-		if err := w.noteExit(now); err != nil {
-			w.log.Error("record exit for the reboot rung", "err", err)
-		}
-	}
-	w.log.Error("exiting so the service manager restarts mohd", "fault", s.fault, "failures", s.failures)
-	if w.o.Exit != nil {
-		w.o.Exit(1)
-	}
-	return fmt.Errorf("%w: %s", ErrExitRequested, msg)
 }

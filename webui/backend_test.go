@@ -35,7 +35,7 @@ func (b *stubBackend) Status() player.BackendStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.fault != "" {
-		return player.BackendStatus{State: player.StateFailed, Fault: b.fault, Index: -1, LevelDBFS: -120}
+		return player.BackendStatus{State: player.StateFailed, Fault: player.ParseFault(b.fault), Index: -1, LevelDBFS: -120}
 	}
 	return player.BackendStatus{State: b.state, Index: -1, LevelDBFS: -120}
 }

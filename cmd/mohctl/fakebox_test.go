@@ -175,7 +175,7 @@ func (f *fakeBox) serve(w http.ResponseWriter, r *http.Request) {
 // player's own health model over the fake's state.
 func (f *fakeBox) health() player.Health {
 	st := player.Status{Wanted: player.StateStopped, Volume: f.volume}
-	st.State, st.Fault = player.State(f.state), f.fault
+	st.State, st.Fault = player.State(f.state), player.ParseFault(f.fault)
 	if f.state == "playing" || f.fault != "" {
 		st.Wanted = player.StatePlaying
 	}

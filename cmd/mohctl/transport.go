@@ -160,8 +160,8 @@ func rowFromStatus(name string, s status.Doc, raw json.RawMessage) row {
 	if s.Track != nil {
 		r.Track = s.Track.Name
 	}
-	if s.Fault != "" {
-		r.Error = "fault: " + s.Fault
+	if !s.Fault.IsZero() {
+		r.Error = "fault: " + s.Fault.String()
 	}
 	if d := s.Disk; d != nil {
 		if d.TotalBytes > 0 || d.FreeBytes > 0 {

@@ -102,7 +102,7 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 		Reboot:          c.Reboot,
 		RebootStampPath: filepath.Join(c.Data, "last-reboot"),
 	})
-	p.SetWatchdog(wd)
+	p.SetWatchdog(wd) // Status and /healthz report its verdict; it runs beside the player below
 
 	if c.MQTTBroker != "" {
 		id, err := deviceID(c)
@@ -150,6 +150,9 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.Run(ctx) })
+	// The watchdog's exit rung ends mohd (an error wrapping
+	// player.ErrExitRequested), so systemd restarts it.
+	g.Go(func() error { return wd.Run(ctx) })
 	g.Go(func() error { return lib.Run(ctx) })
 	g.Go(func() error { return syncPlaylist(ctx, lib, p) })
 	g.Go(func() error { return web.Run(ctx, c.Listen) })
@@ -164,7 +167,7 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	return err
 }
 
-func newBackend(c *config, out player.Output, musicDir string, log *slog.Logger) (player.Backend, error) {
+func newBackend(c *config, out player.Output, renditionDir string, log *slog.Logger) (player.Backend, error) {
 	switch c.Backend {
 	case "mpd":
 		runDir := os.Getenv("RUNTIME_DIRECTORY") // systemd's tmpfs /run/moh
@@ -174,7 +177,7 @@ func newBackend(c *config, out player.Output, musicDir string, log *slog.Logger)
 		return player.NewMPD(player.MPDOptions{
 			Logger:         log,
 			Output:         out,
-			MusicDir:       musicDir,
+			RenditionDir:   renditionDir,
 			RunDir:         runDir,
 			Binary:         c.MPDBin,
 			Addr:           c.MPD,

@@ -60,7 +60,11 @@ func TestConcurrentChangesSurviveKill9(t *testing.T) {
 	for round := 0; round < rounds; round++ {
 		addr := freeAddr(t)
 		d := startDaemon(t, data, addr)
-		c := &apiClient{base: "http://" + addr, token: token, hc: &http.Client{Timeout: 10 * time.Second}}
+		// 300 requests at once over at most 16 connections: mohd caps one
+		// client address at 32 (a flood defence), as a real client would
+		// pool them.
+		c := &apiClient{base: "http://" + addr, token: token, hc: &http.Client{Timeout: 10 * time.Second,
+			Transport: &http.Transport{MaxConnsPerHost: 16, MaxIdleConnsPerHost: 16}}}
 		waitFlowing(t, c, d, time.Now())
 
 		jobs := make(chan int, changes)

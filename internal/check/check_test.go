@@ -105,7 +105,7 @@ func TestCheck(t *testing.T) {
 		}, OK, nil},
 		{"silent", func(b *box) {
 			b.p.flowing = false
-			b.p.st.State, b.p.st.Fault = player.StateRecovering, "stalled: no frames for 2s"
+			b.p.st.State, b.p.st.Fault = player.StateRecovering, player.ParseFault("stalled: no frames for 2s")
 		}, Critical, []string{"no audio: stalled: no frames for 2s"}},
 		{"silent and disk low", func(b *box) { b.p.flowing = false; b.free = 100 << 20 }, Critical, []string{"no audio", "disk nearly full"}},
 		{"stopped by admin", func(b *box) {

@@ -89,7 +89,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(ch, descAttempts, float64(v), k)
 		}
 		if lf := w.LastFault; lf != nil && !lf.Time.IsZero() {
-			gauge(ch, descLastFault, float64(lf.Time.UnixNano())/1e9, lf.Fault)
+			gauge(ch, descLastFault, float64(lf.Time.UnixNano())/1e9, string(lf.Fault))
 		}
 		if w.LastRecoveryMS > 0 {
 			gauge(ch, descLastRecover, float64(w.LastRecoveryMS)/1000)
@@ -120,10 +120,10 @@ var rungNames = func() []string {
 }()
 
 // withZeros returns counts with every one of names present.
-func withZeros(counts map[string]uint64, names []string) map[string]uint64 {
+func withZeros[N ~string](counts map[string]uint64, names []N) map[string]uint64 {
 	out := make(map[string]uint64, len(counts)+len(names))
 	for _, n := range names {
-		out[n] = 0
+		out[string(n)] = 0
 	}
 	for k, v := range counts {
 		out[k] = v
