@@ -10,7 +10,8 @@ LISTEN   ?= 127.0.0.1:8080
 # tools, the MQTT broker, the browser), as check:package pairs.
 DEB_NEEDS := socat:socat mpd:mpd aplay:alsa-utils lame:lame sox:sox \
 	/usr/lib/x86_64-linux-gnu/sox/libsox_fmt_mp3.so:libsox-fmt-mp3 mpg123:mpg123 ffmpeg:ffmpeg \
-	mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium
+	mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium \
+	promtool:prometheus
 
 .PHONY: all build run test test-go deps lint bench dist clean
 

@@ -13,7 +13,11 @@ import (
 // statusDoc is GET /api/v1/status: the one status document, built as the
 // MQTT agent builds it, with the disk from the cache below.
 func (s *Server) statusDoc() status.Doc {
-	return status.Build(s.opt.Player, s.diskStatus(), s.opt.Version)
+	d := status.Build(s.opt.Player, s.diskStatus(), s.opt.Version)
+	if s.opt.System != nil {
+		d.System = s.opt.System()
+	}
+	return d
 }
 
 // statusMaxAge is how long one status snapshot answers GET /status and

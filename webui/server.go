@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/mohproject/moh/internal/sysinfo"
 	"github.com/mohproject/moh/player"
 )
 
@@ -54,6 +55,9 @@ type Options struct {
 	// Middleware wraps every request inside the router, so it can read
 	// chi's route pattern (e.g. the metrics' HTTP request counter).
 	Middleware []func(http.Handler) http.Handler
+	// System, if set, reads what predicts a failure (clock sync,
+	// certificate expiry, flash writes) for the status document.
+	System func() *sysinfo.System
 	// OnUpload, if set, is told the result of every track upload: "ok"
 	// (added, or already there), "rejected" (the library or the request
 	// refused it) or "failed" (moh's own fault).

@@ -30,6 +30,7 @@ type grammar struct {
 	Stop     stopCmd     `cmd:"" help:"Stop playback (callers hear silence)."`
 	Next     nextCmd     `cmd:"" help:"Skip to the next track."`
 	Token    tokenCmd    `cmd:"" help:"Manage the inventory's API tokens."`
+	Exporter exporterCmd `cmd:"" help:"Serve Prometheus metrics for every box, from their status on the broker (needs --via); runs until stopped."`
 	Version  versionCmd  `cmd:"" help:"Print mohctl's version."`
 	Help     helpCmd     `cmd:"" hidden:"" help:"Show help (mohctl help COMMAND is mohctl COMMAND --help)."`
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mohproject/moh/internal/atomicfile"
 	"github.com/mohproject/moh/internal/datadir"
 	"github.com/mohproject/moh/internal/metrics"
+	"github.com/mohproject/moh/internal/sysinfo"
 	"github.com/mohproject/moh/player"
 	"github.com/mohproject/moh/uploads"
 	"github.com/mohproject/moh/webui"
@@ -103,6 +104,7 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 		RebootStampPath: filepath.Join(c.Data, "last-reboot"),
 	})
 	p.SetWatchdog(wd) // Status and /healthz report its verdict; it runs beside the player below
+	sys := sysinfo.New(sysinfo.Options{DataDir: c.Data, Certs: boxCerts(c)})
 
 	if c.MQTTBroker != "" {
 		id, err := deviceID(c)
@@ -116,7 +118,7 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 			KeyFile:   c.MQTTKey,
 			DeviceID:  id,
 			Groups:    splitList(c.Groups),
-			Ops:       fleetOps{p: p, lib: lib},
+			Ops:       fleetOps{p: p, lib: lib, sys: sys},
 			Logger:    log,
 			TempDir:   c.Data,
 		})
@@ -128,9 +130,10 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	if agent == nil {
 		connected = nil
 	}
-	m := metrics.New(metricsOptions(p, lib, connected))
+	m := metrics.New(metricsOptions(p, lib, sys, connected))
 
 	web, err := webui.New(webui.Options{
+		System:         sys.Read,
 		Player:         p,
 		Library:        lib,
 		DataDir:        c.Data,
@@ -224,6 +227,23 @@ func notifySystemd(ctx context.Context, ok func() bool, log *slog.Logger) error 
 			}
 		}
 	}
+}
+
+// boxCerts names the certificates whose expiry the box reports: its fleet
+// client certificate and the one its HTTPS serves (given, or made by
+// --tls auto in the data dir).
+func boxCerts(c *config) map[string]string {
+	certs := map[string]string{}
+	if c.MQTTCert != "" {
+		certs["fleet"] = c.MQTTCert
+	}
+	switch {
+	case c.TLSCert != "":
+		certs["https"] = c.TLSCert
+	case c.TLS == "auto":
+		certs["https"] = filepath.Join(c.Data, webui.AutoCertFile)
+	}
+	return certs
 }
 
 // degradedParts lists what is wrong beside the player without silencing

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mohproject/moh/internal/metrics"
 	"github.com/mohproject/moh/internal/status"
+	"github.com/mohproject/moh/internal/sysinfo"
 	"github.com/mohproject/moh/player"
 	"github.com/mohproject/moh/uploads"
 )
@@ -65,8 +66,9 @@ func syncPlaylist(ctx context.Context, lib *uploads.Library, p *player.Player) e
 }
 
 // metricsOptions feeds Prometheus from the player and the library.
-func metricsOptions(p *player.Player, lib *uploads.Library, connected func() bool) metrics.Options {
+func metricsOptions(p *player.Player, lib *uploads.Library, sys *sysinfo.Reporter, connected func() bool) metrics.Options {
 	return metrics.Options{
+		System:  sys.Read,
 		Player:  p,
 		Version: version,
 		Tracks:  func() int { return len(lib.Tracks()) },
@@ -82,13 +84,18 @@ func metricsOptions(p *player.Player, lib *uploads.Library, connected func() boo
 type fleetOps struct {
 	p   *player.Player
 	lib *uploads.Library
+	sys *sysinfo.Reporter
 }
 
 // Status is the same document GET /api/v1/status serves, so mohctl shows
 // the disk and version whichever way it reaches the box.
 func (o fleetOps) Status() status.Doc {
 	d := o.lib.Disk()
-	return status.Build(o.p, &d, version)
+	doc := status.Build(o.p, &d, version)
+	if o.sys != nil {
+		doc.System = o.sys.Read()
+	}
+	return doc
 }
 
 func (o fleetOps) Tracks() any                  { return o.lib.Tracks() }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mohproject/moh/internal/sysinfo"
 	"github.com/mohproject/moh/player"
 )
 
@@ -31,6 +32,9 @@ var (
 	descMQTT        = prometheus.NewDesc("moh_mqtt_connected", "1 while the fleet agent is connected to its broker.", nil, nil)
 	descHealth      = prometheus.NewDesc("moh_health_state", "The line's health: 0 ok (audio flows), 1 warning (silent on purpose, or degraded), 2 critical (silent by fault); what /healthz and mohd check say.", nil, nil)
 	descSilent      = prometheus.NewDesc("moh_callers_hear_silence", "1 while callers hear silence (admin stop, volume 0, or a fault).", nil, nil)
+	descClock       = prometheus.NewDesc("moh_clock_synced", "1 while the kernel says the clock is synchronised (NTP), 0 when not.", nil, nil)
+	descCertExpiry  = prometheus.NewDesc("moh_cert_expiry_timestamp_seconds", "Unix time a certificate of the box expires, by role (fleet, https).", []string{"cert"}, nil)
+	descWritten     = prometheus.NewDesc("moh_data_written_bytes_total", "Bytes written to the data partition's block device since boot (flash wear).", nil, nil)
 )
 
 // collector reads the player and friends at scrape time.
@@ -108,6 +112,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.o.MQTTConnected != nil {
 		gauge(ch, descMQTT, b2f(c.o.MQTTConnected()))
+	}
+	if c.o.System != nil {
+		s := c.o.System()
+		if s == nil {
+			s = &sysinfo.System{}
+		}
+		if s.ClockSynced != nil {
+			gauge(ch, descClock, b2f(*s.ClockSynced))
+		}
+		for _, cert := range s.Certs {
+			if !cert.NotAfter.IsZero() {
+				gauge(ch, descCertExpiry, float64(cert.NotAfter.Unix()), cert.Name)
+			}
+		}
+		if s.DataWrittenBytes != nil {
+			counter(ch, descWritten, float64(*s.DataWrittenBytes))
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mohproject/moh/internal/sysinfo"
 	"github.com/mohproject/moh/player"
 )
 
@@ -33,6 +34,9 @@ type Options struct {
 	Disk func() (Disk, error)
 	// MQTTConnected reports the fleet agent's broker link.
 	MQTTConnected func() bool
+	// System reports clock sync, certificate expiry and flash writes
+	// (internal/sysinfo); nil leaves those metrics out.
+	System func() *sysinfo.System
 }
 
 // Metrics owns a registry with moh's collectors. Its counters (uploads,

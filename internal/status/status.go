@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/mohproject/moh/internal/sysinfo"
 	"github.com/mohproject/moh/player"
 	"github.com/mohproject/moh/uploads"
 )
@@ -27,6 +28,10 @@ type Doc struct {
 	// Disk is the library's disk; absent while mohd runs without a
 	// library.
 	Disk *uploads.DiskStatus `json:"disk,omitempty"`
+	// System is what predicts a failure (clock sync, certificate
+	// expiry, flash writes since boot); absent from a box that does not
+	// read it. The caller sets it after Build.
+	System *sysinfo.System `json:"system,omitempty"`
 }
 
 // Source is what Build needs of the player.
