@@ -31,6 +31,7 @@ type grammar struct {
 	Next     nextCmd     `cmd:"" help:"Skip to the next track."`
 	Token    tokenCmd    `cmd:"" help:"Manage the inventory's API tokens."`
 	Exporter exporterCmd `cmd:"" help:"Serve Prometheus metrics for every box, from their status on the broker (needs --via); runs until stopped."`
+	Check    checkCmd    `cmd:"" help:"Nagios plugin for one box, from its status on the broker (needs --via): the thresholds and perfdata of mohd check. Exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."`
 	Version  versionCmd  `cmd:"" help:"Print mohctl's version."`
 	Help     helpCmd     `cmd:"" hidden:"" help:"Show help (mohctl help COMMAND is mohctl COMMAND --help)."`
 }
@@ -38,7 +39,7 @@ type grammar struct {
 // globals are the flags every command takes, anywhere on the line.
 type globals struct {
 	Inventory string        `placeholder:"PATH" group:"global" help:"Inventory file (default: $MOHCTL_INVENTORY, else ./inventory.json)."`
-	Timeout   time.Duration `placeholder:"D" group:"global" help:"Per-box timeout (default 10s; push 5m; remove, playlist set and token rotate 30s; status via the broker 5s)."`
+	Timeout   time.Duration `placeholder:"D" group:"global" help:"Per-box timeout (default 10s; push 5m; remove, playlist set and token rotate 30s; status via the broker 5s; check 8s)."`
 	Parallel  int           `placeholder:"N" default:"200" group:"global" help:"Boxes contacted at once (default ${default})."`
 	Via       string        `placeholder:"URL" group:"global" help:"Go through the MQTT broker, e.g. mqtts://broker.example:8883."`
 	CA        string        `name:"ca" placeholder:"FILE" group:"global" help:"With --via: the company CA that signed the broker's certificate."`

@@ -1,6 +1,8 @@
 // Package check is `mohd check`: a Nagios/NRPE plugin that asks the local
 // mohd (its /healthz and /metrics, which need no token) whether the line
-// is alive and prints one status line with perfdata.
+// is alive and prints one status line with perfdata. Its verdict
+// (Evaluate) is shared with `mohctl check`, which judges a box Nagios
+// cannot reach from the status document it keeps on the broker.
 package check
 
 import (
@@ -42,32 +44,12 @@ type Options struct {
 	Now func() time.Time
 }
 
-// health is GET /healthz: the box's one health verdict.
-type health struct {
+// Health is the box's one health verdict: what GET /healthz serves and
+// the health field of its status document.
+type Health struct {
 	State  string `json:"state"`
 	Reason string `json:"reason"`
 	Silent bool   `json:"silent"`
-}
-
-type result struct {
-	code int
-	msgs []string
-	perf []string
-}
-
-// severity orders exit codes for "the worst wins": a known problem
-// outranks not being able to tell.
-var severity = map[int]int{OK: 0, Unknown: 1, Warning: 2, Critical: 3}
-
-// sanitize keeps a message on one line and out of the perfdata part:
-// Nagios reads only the first line and splits it at '|'.
-var sanitize = strings.NewReplacer("\n", " ", "\r", " ", "|", "/")
-
-func (r *result) raise(code int, msg string) {
-	if severity[code] > severity[r.code] {
-		r.code = code
-	}
-	r.msgs = append(r.msgs, sanitize.Replace(msg))
 }
 
 // Run performs the check, writes one line to w and returns the exit code.
@@ -76,15 +58,7 @@ func Run(ctx context.Context, o Options, w io.Writer) int {
 		o.URL = "http://127.0.0.1:8080"
 	}
 	o.URL = strings.TrimRight(o.URL, "/")
-	if o.DiskWarnPct == 0 {
-		o.DiskWarnPct = 15
-	}
-	if o.DiskCritPct == 0 {
-		o.DiskCritPct = 5
-	}
-	if o.RecentFault == 0 {
-		o.RecentFault = 15 * time.Minute
-	}
+	// The thresholds' defaults are Evaluate's.
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
@@ -96,13 +70,7 @@ func Run(ctx context.Context, o Options, w io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	r := evaluate(ctx, o)
-	line := "MOH " + stateNames[r.code] + " - " + strings.Join(r.msgs, "; ")
-	if len(r.perf) > 0 {
-		line += " | " + strings.Join(r.perf, " ")
-	}
-	fmt.Fprintln(w, line)
-	return r.code
+	return fetch(ctx, o).Write(w)
 }
 
 func get(ctx context.Context, c *http.Client, url string) (int, []byte, error) {
@@ -119,87 +87,52 @@ func get(ctx context.Context, c *http.Client, url string) (int, []byte, error) {
 	return resp.StatusCode, b, err
 }
 
-func evaluate(ctx context.Context, o Options) result {
-	var r result
+// fetch asks mohd for /healthz and /metrics and judges what it got.
+func fetch(ctx context.Context, o Options) Result {
 	code, body, err := get(ctx, o.Client, o.URL+"/healthz")
 	if err != nil {
-		r.raise(Critical, fmt.Sprintf("mohd not answering at %s: %v", o.URL, err))
-		return r
+		return Fail(Critical, fmt.Sprintf("mohd not answering at %s: %v", o.URL, err))
 	}
-	var h health
-	if code != http.StatusOK && code != http.StatusServiceUnavailable || json.Unmarshal(body, &h) != nil {
-		r.raise(Unknown, fmt.Sprintf("unexpected /healthz answer: HTTP %d", code))
-		return r
+	in := Input{From: "/healthz"}
+	if code != http.StatusOK && code != http.StatusServiceUnavailable || json.Unmarshal(body, &in.Health) != nil {
+		return Fail(Unknown, fmt.Sprintf("unexpected /healthz answer: HTTP %d", code))
 	}
 	code, body, err = get(ctx, o.Client, o.URL+"/metrics")
-	var m samples
-	metricsOK := err == nil && code == http.StatusOK
-	if metricsOK {
-		m = parse(string(body))
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("HTTP %d", code)
 	}
+	if err != nil {
+		in.Unreadable = fmt.Sprintf("cannot read /metrics: %v", err)
+	} else {
+		in.fromMetrics(parse(string(body)))
+	}
+	return Evaluate(in, Thresholds{DiskWarnPct: o.DiskWarnPct, DiskCritPct: o.DiskCritPct, RecentFault: o.RecentFault}, o.Now())
+}
 
-	// The box's own verdict is the floor of the answer: the check adds
-	// only the thresholds its caller configured (disk, recent faults).
-	why := h.Reason
-	if h.Silent {
-		why = "callers hear silence: " + why
-	}
-	switch h.State {
-	case "ok":
-		r.raise(OK, why)
-	case "warning":
-		r.raise(Warning, why)
-	case "critical":
-		r.raise(Critical, why)
-	default:
-		r.raise(Unknown, fmt.Sprintf("unexpected health state %q from /healthz", h.State))
-	}
-	if !metricsOK {
-		if err == nil {
-			err = fmt.Errorf("HTTP %d", code)
-		}
-		r.raise(Unknown, fmt.Sprintf("cannot read /metrics: %v", err))
-		return r
-	}
-
+// fromMetrics fills what mohd's /metrics says into in.
+func (in *Input) fromMetrics(m samples) {
 	if free, ok := m.get("moh_disk_free_bytes", nil); ok {
 		total, _ := m.get("moh_disk_total_bytes", nil)
-		if total > 0 {
-			pct := 100 * free / total
-			switch {
-			case pct < o.DiskCritPct:
-				r.raise(Critical, fmt.Sprintf("disk %.1f%% free (%s)", pct, human(free)))
-			case pct < o.DiskWarnPct:
-				r.raise(Warning, fmt.Sprintf("disk nearly full: %.1f%% free (%s)", pct, human(free)))
-			}
-			// "15:" is Nagios' range for "alert below 15".
-			r.perf = append(r.perf, fmt.Sprintf("disk_free=%.1f%%;%g:;%g:;0;100", pct, o.DiskWarnPct, o.DiskCritPct))
-		}
+		in.Disk = &Disk{Free: free, Total: total}
 	}
 	if v, ok := m.get("moh_disk_error", nil); ok && v == 1 {
-		r.raise(Warning, "cannot read free disk space")
+		in.DiskError = true
 	}
-	// The box itself warns for a while after a recovery; a longer
-	// --recent-fault keeps warning beyond that.
-	if ts, labels, ok := m.first("moh_watchdog_last_fault_timestamp_seconds"); ok && h.State == "ok" {
-		at := time.Unix(0, int64(ts*1e9))
-		if age := o.Now().Sub(at); age < o.RecentFault {
-			r.raise(Warning, fmt.Sprintf("watchdog recovered from %q %s ago", labels["fault"], age.Round(time.Second)))
-		}
+	if ts, labels, ok := m.first("moh_watchdog_last_fault_timestamp_seconds"); ok {
+		in.LastFault = time.Unix(0, int64(ts*1e9))
+		in.LastFaultClass = labels["fault"]
 	}
-
 	if v, ok := m.get("moh_output_level_dbfs", nil); ok {
-		r.perf = append(r.perf, fmt.Sprintf("level=%.1fdB", v))
+		in.Level = &v
 	}
-	r.perf = append(r.perf, fmt.Sprintf("recoveries=%.0fc", m.sum("moh_watchdog_recoveries_total")))
-	r.perf = append(r.perf, fmt.Sprintf("faults=%.0fc", m.sum("moh_watchdog_faults_total")))
+	in.Recoveries = m.sum("moh_watchdog_recoveries_total")
+	in.Faults = m.sum("moh_watchdog_faults_total")
 	if v, ok := m.get("moh_uptime_seconds", nil); ok {
-		r.perf = append(r.perf, fmt.Sprintf("uptime=%.0fs", v))
+		in.Uptime = &v
 	}
 	if v, ok := m.get("moh_volume", nil); ok {
-		r.perf = append(r.perf, fmt.Sprintf("volume=%.0f;;;0;100", v))
+		in.Volume = &v
 	}
-	return r
 }
 
 func human(b float64) string {
