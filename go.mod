@@ -13,9 +13,10 @@ require (
 	github.com/kardianos/service v1.3.0
 	github.com/prometheus/client_golang v1.23.2
 	golang.org/x/crypto v0.44.0
-	golang.org/x/net v0.47.0
 	golang.org/x/sync v0.18.0
 )
+
+require golang.org/x/net v0.47.0 // indirect
 
 require (
 	github.com/alecthomas/kong v1.17.0
@@ -31,13 +32,12 @@ require (
 	github.com/gobwas/pool v0.2.1 // indirect
 	github.com/gobwas/ws v1.4.0 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
-	github.com/kr/text v0.2.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/client_model v0.6.2
 	github.com/prometheus/common v0.66.1
 	github.com/prometheus/procfs v0.16.1 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
-	go.yaml.in/yaml/v2 v2.4.2 // indirect
+	go.yaml.in/yaml/v2 v2.4.2
 	go.yaml.in/yaml/v4 v4.0.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/term v0.48.0
