@@ -203,35 +203,17 @@ func (a *Agent) will() []byte {
 	return b
 }
 
-// connectFirst makes the first connection, retrying with backoff until it
-// succeeds (the client) or ctx ends (nil). It makes a new client for each
-// attempt because paho fixes the will when the client is made, and the
-// will must carry the time of the attempt that succeeded: a box that
-// booted while the broker was down for an hour must not claim it was last
-// up at boot. Later reconnections are paho's (SetReconnectingHandler).
+// connectFirst makes the first connection (see ConnectFirst) with a new
+// client for each attempt, because paho fixes the will when the client is
+// made, and the will must carry the time of the attempt that succeeded: a
+// box that booted while the broker was down for an hour must not claim it
+// was last up at boot. Later reconnections are paho's
+// (SetReconnectingHandler).
 func (a *Agent) connectFirst(ctx context.Context, opts *mqtt.ClientOptions) mqtt.Client {
-	wait := min(2*time.Second, a.o.MaxReconnectInterval)
-	for attempt := 1; ; attempt++ {
+	return ConnectFirst(ctx, func() mqtt.Client {
 		opts.SetBinaryWill(StatusTopic(a.o.DeviceID), a.will(), 1, true)
-		c := mqtt.NewClient(opts)
-		tok := c.Connect()
-		select {
-		case <-tok.Done():
-		case <-ctx.Done():
-			c.Disconnect(0)
-			return nil
-		}
-		if tok.Error() == nil {
-			return c
-		}
-		a.log.Warn("cannot reach the broker; retrying", "attempt", attempt, "err", tok.Error(), "in", wait)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil
-		}
-		wait = min(2*wait, a.o.MaxReconnectInterval)
-	}
+		return mqtt.NewClient(opts)
+	}, 2*time.Second, a.o.MaxReconnectInterval, a.log)
 }
 
 // onConnect runs on every (re)connection: the clean session forgets

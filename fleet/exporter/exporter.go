@@ -148,29 +148,9 @@ func (e *Exporter) Run(ctx context.Context) error {
 			e.log.Warn("broker connection lost; reconnecting", "err", err)
 		})
 	e.log.Info("fleet exporter starting", "broker", e.o.BrokerURL)
-	// The first connection is retried here rather than by paho, whose
-	// retries are silent: a wrong certificate must show in the log.
-	wait := min(time.Second, e.o.MaxReconnectInterval)
-	var c mqtt.Client
-	for attempt := 1; ; attempt++ {
-		c = mqtt.NewClient(opts)
-		tok := c.Connect()
-		select {
-		case <-tok.Done():
-		case <-ctx.Done():
-			c.Disconnect(0)
-			return nil
-		}
-		if tok.Error() == nil {
-			break
-		}
-		e.log.Warn("cannot reach the broker; retrying", "attempt", attempt, "err", tok.Error(), "in", wait)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil
-		}
-		wait = min(2*wait, e.o.MaxReconnectInterval)
+	c := fleet.ConnectFirst(ctx, func() mqtt.Client { return mqtt.NewClient(opts) }, time.Second, e.o.MaxReconnectInterval, e.log)
+	if c == nil {
+		return nil
 	}
 	<-ctx.Done()
 	c.Disconnect(250)
