@@ -16,8 +16,7 @@ type meter struct {
 	k              []kFilter // per channel
 	step           int       // samples per 100 ms
 	inStep         int
-	stepSum        []float64 // per channel energy of the running step
-	steps          [][4]float64
+	stepSum        []float64  // per channel energy of the running step
 	ring           [4]float64 // weighted energy of the last four steps
 	nsteps         int
 	blocks         []float64 // mean-square energy (channel-weighted) per 400 ms block

@@ -29,7 +29,6 @@ var (
 	errBadToken        = errorf(http.StatusUnauthorized, "invalid_token", "the API token is unknown or revoked")
 	errCrossSite       = errorf(http.StatusForbidden, "cross_site", "cross-site request refused")
 	errCSRF            = errorf(http.StatusForbidden, "csrf", "missing or wrong CSRF token")
-	errThrottled       = errorf(http.StatusTooManyRequests, "throttled", "too many attempts; wait and try again")
 	errNotFound        = errorf(http.StatusNotFound, "not_found", "no such resource")
 	errNoLibrary       = errorf(http.StatusServiceUnavailable, "no_library", "the track library is not available")
 	errTooManyUploads  = errorf(http.StatusTooManyRequests, "too_many_uploads", "other uploads are being processed; try again in a moment")

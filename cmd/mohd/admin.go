@@ -234,6 +234,3 @@ func localURL(listen string, tls bool) string {
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
-
-// splitCommand splits a restart command line on spaces (no shell).
-func splitCommand(s string) []string { return strings.Fields(s) }
