@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mohproject/moh/internal/atomicfile"
+	"github.com/mohproject/moh/internal/capool"
 )
 
 // errChecksum means a downloaded track did not hash to the sha256 the
@@ -36,18 +36,9 @@ const fetchTimeout = 10 * time.Minute
 // and a box that trusted only the OS store would refuse it with "unknown
 // authority" while a public file server kept working.
 func fetchClient(caFile string) (*http.Client, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool() // no OS store: the fleet CA alone
-	}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("read ca: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca %s: no PEM certificate found", caFile)
-		}
+	pool, err := capool.WithSystem(caFile) // no OS store: the fleet CA alone
+	if err != nil {
+		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}

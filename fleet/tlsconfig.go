@@ -2,9 +2,9 @@ package fleet
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
+
+	"github.com/mohproject/moh/internal/capool"
 )
 
 // TLSConfig builds the mutual-TLS configuration both ends use: the broker
@@ -14,13 +14,9 @@ import (
 func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := capool.Load(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("read ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca %s: no PEM certificate found", caFile)
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}

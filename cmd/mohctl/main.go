@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mohproject/moh/internal/capool"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -153,16 +154,9 @@ func httpClientFor(caFile string) (*http.Client, error) {
 	tr.MaxIdleConnsPerHost = 1
 	tr.MaxIdleConns = 0
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := capool.WithSystem(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("read inventory ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificate", caFile)
+			return nil, fmt.Errorf("inventory ca_file: %w", err)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
