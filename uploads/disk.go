@@ -2,7 +2,10 @@ package uploads
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // DiskStatus is the state of the file system holding the library.
@@ -24,8 +27,52 @@ func statfs(path string) (free, total uint64, err error) {
 	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
 }
 
-// Disk reports free space and whether it is getting short.
+// diskCache holds the last reading of Disk. One caller refreshes it while
+// the others use the previous value instead of queueing behind a slow
+// statfs.
+type diskCache struct {
+	mu   sync.Mutex // held by the one caller reading the disk
+	snap atomic.Pointer[diskSnapshot]
+}
+
+type diskSnapshot struct {
+	at time.Time
+	d  DiskStatus
+}
+
+// invalidate makes the next Disk call read the disk again.
+func (c *diskCache) invalidate() { c.snap.Store(nil) }
+
+// Disk reports free space and whether it is getting short, from a reading
+// at most Options.DiskCacheTTL old.
 func (l *Library) Disk() DiskStatus {
+	ttl := l.opts.DiskCacheTTL
+	if ttl < 0 {
+		return l.readDisk()
+	}
+	now := l.opts.Now()
+	snap := l.disk.snap.Load()
+	if snap != nil && now.Sub(snap.at) <= ttl && !now.Before(snap.at) {
+		return snap.d
+	}
+	if !l.disk.mu.TryLock() {
+		if snap != nil {
+			return snap.d // someone is reading it now
+		}
+		l.disk.mu.Lock() // the very first reading: wait for it
+		defer l.disk.mu.Unlock()
+		if s := l.disk.snap.Load(); s != nil {
+			return s.d
+		}
+	} else {
+		defer l.disk.mu.Unlock()
+	}
+	d := l.readDisk()
+	l.disk.snap.Store(&diskSnapshot{at: now, d: d})
+	return d
+}
+
+func (l *Library) readDisk() DiskStatus {
 	free, total, err := l.opts.Statfs(l.store)
 	if err != nil {
 		return DiskStatus{Warning: true, Message: "cannot read free disk space: " + err.Error()}

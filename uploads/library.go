@@ -72,6 +72,7 @@ type Library struct {
 	// of an unacknowledged upload.
 	indexLost bool
 	refused   refusedLog
+	disk      diskCache
 	// primeOverride replaces defaultPrime (loopprime.go) in tests that
 	// measure what priming gains: 0 keeps the default, < 0 turns it off.
 	primeOverride int
@@ -278,6 +279,7 @@ func (l *Library) Get(id string) (Track, bool) {
 func (l *Library) Changes() <-chan struct{} { return l.changes }
 
 func (l *Library) notify() {
+	l.disk.invalidate() // a track came or went: free space changed
 	select {
 	case l.changes <- struct{}{}:
 	default:

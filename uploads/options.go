@@ -50,7 +50,13 @@ type Options struct {
 	// Statfs reports free and total bytes of the file system holding path
 	// (default syscall.Statfs); tests inject a full disk.
 	Statfs func(path string) (free, total uint64, err error)
-	Tools  Tools
+	// DiskCacheTTL is how long Disk reuses one reading (default 2 s;
+	// negative: read every time). Health, the status document, /metrics
+	// and the fleet link all ask several times a second under load; one
+	// reading serves them, so they also agree. A change to the library
+	// makes the next call read again.
+	DiskCacheTTL time.Duration
+	Tools        Tools
 }
 
 // Tools are the external programs ingest runs (the list is ingestTools in
@@ -111,6 +117,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Statfs == nil {
 		o.Statfs = statfs
+	}
+	if o.DiskCacheTTL == 0 {
+		o.DiskCacheTTL = 2 * time.Second
 	}
 	resolveTools(&o.Tools)
 }

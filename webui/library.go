@@ -3,7 +3,6 @@ package webui
 import (
 	"context"
 	"io"
-	"time"
 
 	"github.com/mohproject/moh/uploads"
 )
@@ -25,33 +24,13 @@ type Library interface {
 
 type diskStatus = uploads.DiskStatus
 
-// diskSnapshot is the library's disk state at one moment.
-type diskSnapshot struct {
-	at time.Time
-	d  diskStatus
-}
-
-// diskStatus is the library's disk state, cached for two seconds: status
-// is polled several times a second by every open page and must stay cheap
-// under load. One request refreshes it while the others use the previous
-// value instead of waiting.
+// diskStatus is the library's disk state (uploads.Library caches one
+// reading for everyone who asks: status is polled several times a second
+// by every open page).
 func (s *Server) diskStatus() *diskStatus {
 	if s.opt.Library == nil {
 		return nil
 	}
-	now := s.now()
-	snap := s.diskCache.Load()
-	if snap == nil || now.Sub(snap.at) > 2*time.Second || now.Before(snap.at) {
-		if s.diskMu.TryLock() {
-			snap = &diskSnapshot{at: now, d: s.opt.Library.Disk()}
-			s.diskCache.Store(snap)
-			s.diskMu.Unlock()
-		} else if snap == nil {
-			s.diskMu.Lock() // the very first one: wait for it
-			snap = s.diskCache.Load()
-			s.diskMu.Unlock()
-		}
-	}
-	d := snap.d
+	d := s.opt.Library.Disk()
 	return &d
 }

@@ -118,9 +118,6 @@ type Server struct {
 	statusMu    sync.Mutex // held by the one request refreshing statusCache
 	statusCache atomic.Pointer[statusSnap]
 
-	diskMu    sync.Mutex // held by the one request refreshing diskCache
-	diskCache atomic.Pointer[diskSnapshot]
-
 	// unauthTimeout bounds reads on unauthenticated connections;
 	// upRate the slow-upload check. Fields so tests can shorten them.
 	unauthTimeout time.Duration
