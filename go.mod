@@ -16,7 +16,16 @@ require (
 	golang.org/x/sync v0.18.0
 )
 
-require golang.org/x/net v0.47.0 // indirect
+require (
+	github.com/emiago/sipgo v1.7.3 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/icholy/digest v1.2.0 // indirect
+	github.com/pion/randutil v0.1.0 // indirect
+	github.com/pion/rtp v1.10.1 // indirect
+	github.com/pion/sdp/v3 v3.0.16 // indirect
+	github.com/zaf/g711 v1.4.0 // indirect
+	golang.org/x/net v0.47.0 // indirect
+)
 
 require (
 	github.com/alecthomas/kong v1.17.0
