@@ -11,7 +11,9 @@ LISTEN   ?= 127.0.0.1:8080
 DEB_NEEDS := socat:socat mpd:mpd aplay:alsa-utils lame:lame sox:sox \
 	/usr/lib/x86_64-linux-gnu/sox/libsox_fmt_mp3.so:libsox-fmt-mp3 mpg123:mpg123 ffmpeg:ffmpeg \
 	mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium \
-	promtool:prometheus
+	promtool:prometheus rsyslogd:rsyslog /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so:rsyslog-gnutls \
+	rauc:rauc mksquashfs:squashfs-tools dbus-daemon:dbus-daemon baresip:baresip \
+	openssl:openssl ip:iproute2 unshare:util-linux pulseaudio:pulseaudio parec:pulseaudio-utils
 
 .PHONY: all build run test test-go deps lint bench dist clean
 
