@@ -42,6 +42,7 @@ type audioLoop struct {
 	levels        [2]float64   // the last two blocks' output level, for a ~100 ms reading
 	lastProblem   string       // last logged "cannot play" reason, to log changes only
 	totalFrames   uint64
+	fade          fadeState // a switch that fades the track on air out (fade.go)
 	replayReplies []chan error
 }
 
@@ -54,8 +55,9 @@ func (l *audioLoop) run(ctx context.Context) {
 		d.requests = nil
 		d.mu.Unlock()
 
+		l.finishFade() // fade.go
 		if w.playlistGen != l.gen {
-			l.setPlaylist(w.playlist)
+			l.takePlaylist(w) // at once, or after a fade if it cuts the track on air (fade.go)
 			l.gen = w.playlistGen
 		}
 		for _, r := range reqs {
@@ -187,6 +189,7 @@ func (l *audioLoop) fillBlock(ctx context.Context) bool {
 	l.src = LevelDBFS(l.block)
 	l.gain.Set(l.d.wantNow().volume)
 	l.gain.Apply(l.block)
+	l.applyFade()
 	l.ready = true
 	l.wpos = 0
 	return true

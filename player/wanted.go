@@ -23,7 +23,8 @@ type want struct {
 	playGen     uint64
 	volume      int // 0..100; -1 until set (the backend leaves it alone)
 	volumeGen   uint64
-	next        int // Next calls not acted on yet
+	next        int  // Next calls not acted on yet
+	fade        bool // the playlist came from SetPlaylistFaded (fade.go)
 }
 
 func newWanted(volume int) *wanted {
@@ -49,7 +50,7 @@ func (w *wanted) change(f func(*want)) {
 // SetPlaylist implements Backend.
 func (w *wanted) SetPlaylist(tracks []Track) {
 	tracks = append([]Track(nil), tracks...)
-	w.change(func(s *want) { s.playlist = tracks; s.playlistGen++ })
+	w.change(func(s *want) { s.playlist = tracks; s.playlistGen++; s.fade = false })
 }
 
 // Play implements Backend.
