@@ -67,6 +67,10 @@ func (l *audioLoop) run(ctx context.Context) {
 			l.closeTrack()
 			l.advance()
 		}
+		if !l.ready && l.fill == 0 && l.fillTone() {
+			l.writeBlock(ctx) // a test tone plays even while stopped (direct_tone.go)
+			continue
+		}
 		if !w.playing {
 			l.answerSinkReplies(nil)
 			l.levels = [2]float64{SilenceDBFS, SilenceDBFS}

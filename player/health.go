@@ -62,6 +62,10 @@ func AssessHealth(st Status, flowing bool, degraded []string, now time.Time) Hea
 	if !flowing {
 		return Health{HealthCritical, silenceReason(st), true}
 	}
+	outputsDown := downOutputs(st.Outputs)
+	if len(st.Outputs) > 0 && len(outputsDown) == len(st.Outputs) {
+		return Health{HealthCritical, "no output carries audio: " + strings.Join(outputsDown, "; "), true}
+	}
 	if st.Volume == 0 {
 		return Health{HealthWarning, "the volume is 0", true}
 	}
@@ -69,6 +73,7 @@ func AssessHealth(st Status, flowing bool, degraded []string, now time.Time) Hea
 	if st.Fallback && st.PlaylistLength > 0 {
 		why = append(why, fmt.Sprintf("every one of the %d tracks was refused: the built-in track plays", st.PlaylistLength))
 	}
+	why = append(why, outputsDown...)
 	for _, d := range degraded {
 		if d != "" {
 			why = append(why, d)
@@ -96,4 +101,24 @@ func silenceReason(st Status) string {
 		return fmt.Sprintf("no audio: the player is %s", st.State)
 	}
 	return "no audio reaches the output"
+}
+
+// downOutputs describes each output that carries no audio now: one of
+// several down is a degraded line, all of them a silent one.
+func downOutputs(outs []OutputStatus) []string {
+	var down []string
+	for _, o := range outs {
+		if o.Up() {
+			continue
+		}
+		d := fmt.Sprintf("output %s %s %s", o.Kind, o.Target, o.State)
+		if o.Target == "" {
+			d = fmt.Sprintf("output %s %s", o.Kind, o.State)
+		}
+		if o.LastError != "" {
+			d += ": " + o.LastError
+		}
+		down = append(down, d)
+	}
+	return down
 }

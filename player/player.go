@@ -54,6 +54,9 @@ type Status struct {
 	Uptime         time.Duration  `json:"uptime_ns"`
 	Watchdog       WatchdogStatus `json:"watchdog"`
 	Health         Health         `json:"health"` // the one health verdict (AssessHealth)
+	// Outputs are the direct backend's outputs (outputs.go); absent with
+	// MPD, which owns its own.
+	Outputs []OutputStatus `json:"outputs,omitempty"`
 }
 
 // Player owns a backend and the admin's wanted settings.
@@ -283,6 +286,9 @@ func (p *Player) Status() Status {
 	st.Uptime = p.now().Sub(p.started)
 	if p.watchdog != nil {
 		st.Watchdog = p.watchdog.Status()
+	}
+	if ob, ok := p.backend.(interface{ Outputs() []OutputStatus }); ok {
+		st.Outputs = ob.Outputs()
 	}
 	var degraded []string
 	if p.degraded != nil {
