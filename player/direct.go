@@ -36,6 +36,14 @@ type DirectOptions struct {
 	// playlist again when no track in it is playable. Zero means 1 s and
 	// 30 s.
 	IdleBackoff, IdleBackoffMax time.Duration
+	// PCMCache, if set, holds the tracks decoded once, which the loop
+	// plays instead of decoding again (pcm_cache.go).
+	PCMCache *PCMCache
+	// Outputs reports every output (LineOutputs.Statuses); nil: none.
+	Outputs func() []OutputStatus
+	// OnTone is told of every test tone (direct_tone.go), so the
+	// telephone signal plays it too; nil: none.
+	OnTone func(ToneRequest)
 }
 
 // Tuning of the audio loop.
@@ -77,6 +85,7 @@ type Direct struct {
 	requests []recoverRequest
 	sink     Sink // the open sink, so Recover can unblock a stuck Write
 	st       BackendStatus
+	tone     toneState // a test tone replacing the music (direct_tone.go)
 }
 
 type recoverRequest struct {

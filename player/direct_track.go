@@ -2,7 +2,8 @@ package player
 
 // This file is the direct backend's side of the tracks: opening the next
 // one (or saying why nothing can play), checking a file is one the decoder
-// plays right, and keeping a panic in go-mp3 from taking the line down.
+// plays right, playing it from its PCM cache file when it has one, and
+// keeping a panic in go-mp3 from taking the line down.
 
 import (
 	"context"
@@ -19,8 +20,8 @@ import (
 type openTrack struct {
 	t     Track
 	f     *os.File
-	dec   *Gapless
-	wrote bool // produced audio
+	dec   trackSource // the cache file, or go-mp3 live
+	wrote bool        // produced audio
 }
 
 // openNext opens the track at l.idx, or records why it cannot and moves
@@ -46,12 +47,17 @@ func (l *audioLoop) openNext(ctx context.Context) bool {
 		return false
 	}
 	t := l.pl[l.idx]
-	ot, err := openTrackFile(t)
+	ot, err := openTrackFile(t, d.opt.PCMCache)
 	if err != nil {
 		d.skips.add(t, err.Error())
 		l.failures++
 		l.advance()
 		return true
+	}
+	if _, live := ot.dec.(*Gapless); live {
+		// Decoded live: have the playlist's missing cache files built
+		// in the background, so the next pass reads PCM instead.
+		d.opt.PCMCache.Want(l.pl)
 	}
 	l.cur = ot
 	d.mu.Lock()
@@ -67,27 +73,38 @@ func (l *audioLoop) closeTrack() {
 	if l.cur == nil {
 		return
 	}
+	if s, ok := l.cur.dec.(*pcmSource); ok {
+		s.release()
+	}
 	l.cur.f.Close()
 	l.cur = nil
 }
 
-// openTrackFile opens t and checks it is a file the decoder plays right.
-func openTrackFile(t Track) (*openTrack, error) {
+// openTrackFile opens t and checks it is a file the decoder plays right;
+// it plays from the cache file when cache (may be nil) has a good one.
+func openTrackFile(t Track, cache *PCMCache) (*openTrack, error) {
 	f, err := os.Open(t.Path)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	dec, err := playableDecoder(f)
+	dec, err := playableDecoder(f, t.Path, cache)
 	if err != nil {
 		f.Close()
 		return nil, err
+	}
+	if s, ok := dec.(*pcmSource); ok {
+		// The MP3 was only needed for its header: keep one descriptor.
+		f.Close()
+		f = s.f
 	}
 	return &openTrack{t: t, f: f, dec: dec}, nil
 }
 
 // playableDecoder refuses what is not a regular file or not a stream the
-// decoder plays right (CheckPlayable), and starts decoding the rest.
-func playableDecoder(f *os.File) (*Gapless, error) {
+// decoder plays right (CheckPlayable), and starts the rest: from the
+// cache file if it is good, else decoding live. The same file is refused
+// or played whether or not it is cached.
+func playableDecoder(f *os.File, path string, cache *PCMCache) (trackSource, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat: %w", err)
@@ -102,13 +119,18 @@ func playableDecoder(f *os.File) (*Gapless, error) {
 	if err := CheckPlayable(info); err != nil {
 		return nil, err
 	}
+	if cache != nil && cache.budget >= 0 {
+		if cf, frames, err := cache.open(path, fi, info); err == nil {
+			return newPCMSource(cf, frames, info), nil
+		}
+	}
 	return newGaplessRecovering(f, fi.Size(), info)
 }
 
 // readRecovering reads from the decoder, turning a panic inside go-mp3 (an
 // unmaintained library fed files from the outside) into a decode error:
 // one bad file must not take the line down.
-func readRecovering(dec *Gapless, p []byte) (n int, err error) {
+func readRecovering(dec trackSource, p []byte) (n int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			n, err = 0, fmt.Errorf("decoder panic at %s: %v", dec.Position().Round(time.Millisecond), r)

@@ -40,9 +40,12 @@ const pcmByteRate = SampleRate * BytesPerFrame
 
 // Pacing defaults: how far the writer may run ahead of the virtual sound
 // card, and how late it may fall before the pacer forgets the past
-// instead of letting it burst to catch up.
+// instead of letting it burst to catch up. 300 ms ahead, like ALSA's
+// 200 ms buffer plus the pipe to aplay: with 100 ms, a 2-core box with both
+// cores saturated let scheduling delays of 130-350 ms through as
+// underruns (TestPlaybackUnderContention).
 const (
-	DefaultPacerAhead  = 100 * time.Millisecond
+	DefaultPacerAhead  = 300 * time.Millisecond
 	DefaultPacerResync = 250 * time.Millisecond
 )
 
@@ -66,6 +69,9 @@ type Pacer struct {
 	start    time.Time // when byte 0 after the anchor is played
 	bytes    int64     // bytes written since start; kept below one second's worth
 	resyncs  int
+	// timer is reused by every Wait on the real clock: a new timer per
+	// chunk was the audio path's only steady allocation.
+	timer *time.Timer
 }
 
 // NewPacer returns a Pacer on clock (nil: RealClock) that lets the writer
@@ -119,9 +125,29 @@ func (p *Pacer) Wait(ctx context.Context, n int) error {
 	deadline := p.playedAt(p.bytes).Add(-p.ahead)
 	p.fold()
 	if d := deadline.Sub(now); d > 0 {
-		return p.clock.Sleep(ctx, d)
+		return p.sleep(ctx, d)
 	}
 	return ctx.Err()
+}
+
+// sleep is clock.Sleep, with one timer for all the waits on the real
+// clock.
+func (p *Pacer) sleep(ctx context.Context, d time.Duration) error {
+	if _, real := p.clock.(RealClock); !real {
+		return p.clock.Sleep(ctx, d)
+	}
+	if p.timer == nil {
+		p.timer = time.NewTimer(d)
+	} else {
+		p.timer.Reset(d) // Go 1.23 timers: no stale tick survives a Reset
+	}
+	select {
+	case <-p.timer.C:
+		return nil
+	case <-ctx.Done():
+		p.timer.Stop()
+		return ctx.Err()
+	}
 }
 
 // playedAt is the real time at which the byte at offset b since the anchor

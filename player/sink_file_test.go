@@ -169,7 +169,7 @@ func TestFileSinkFIFOLiveReader(t *testing.T) {
 	if !bytes.Equal(r.got, data) {
 		t.Fatal("reader got different bytes than were written")
 	}
-	if el := time.Since(start); el < 800*time.Millisecond || el > 3*time.Second {
+	if el := time.Since(start); el < 900*time.Millisecond-DefaultPacerAhead || el > 3*time.Second {
 		t.Fatalf("1 s of audio reached the FIFO in %v, want real time", el)
 	}
 
