@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mohproject/moh/internal/atomicfile"
+	"github.com/mohproject/moh/internal/prio"
 )
 
 // ingestTools is the one list of the programs ingest runs, each with the
@@ -99,11 +100,14 @@ func (l *Library) tool(ctx context.Context, name string, args ...string) *tool {
 	return t
 }
 
-// start starts the program.
+// start starts the program at background priority: nice 10 and the idle
+// I/O class (internal/prio). A 2-hour upload keeps sox and lame busy for
+// minutes, and the line must not stutter meanwhile.
 func (t *tool) start() error {
 	if err := t.cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", t.name, err)
 	}
+	prio.Process(t.cmd.Process.Pid)
 	return nil
 }
 
