@@ -26,6 +26,18 @@ type EventLog struct {
 	next int
 	full bool
 	now  func() time.Time
+	// subs hear every event as it is added (the syslog forwarder, the
+	// fleet link); each must return at once.
+	subs []func(Event)
+}
+
+// Subscribe calls f with every event added from now on. f runs in the
+// adder's goroutine, after the log's lock is released, so it must only
+// queue the event, never wait for a network.
+func (l *EventLog) Subscribe(f func(Event)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.subs = append(l.subs, f)
 }
 
 // NewEventLog keeps the last size events.
@@ -42,7 +54,6 @@ func NewEventLog(size int, now func() time.Time) *EventLog {
 // Add records e, stamping it with the current time if it has none.
 func (l *EventLog) Add(e Event) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if e.Time.IsZero() {
 		e.Time = l.now()
 	}
@@ -50,6 +61,11 @@ func (l *EventLog) Add(e Event) {
 	l.next = (l.next + 1) % len(l.buf)
 	if l.next == 0 {
 		l.full = true
+	}
+	subs := l.subs
+	l.mu.Unlock()
+	for _, f := range subs {
+		f(e)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -111,7 +112,7 @@ func OpenALSASink(ctx context.Context, device string, o ALSASinkOptions) (*ALSAS
 	}
 	cmd := exec.Command(o.Aplay, aplayArgs(device, o.BufferTime)...)
 	cmd.Stdin = r
-	cmd.Stderr = s.stderr
+	cmd.Stderr = io.MultiWriter(s.stderr, &underrunCounter{}) // alsa_underruns.go
 	// Own process group so Close can kill aplay and anything it spawned;
 	// Pdeathsig so aplay does not outlive a mohd that was SIGKILLed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
