@@ -35,6 +35,8 @@ var (
 	descClock       = prometheus.NewDesc("moh_clock_synced", "1 while the kernel says the clock is synchronised (NTP), 0 when not.", nil, nil)
 	descCertExpiry  = prometheus.NewDesc("moh_cert_expiry_timestamp_seconds", "Unix time a certificate of the box expires, by role (fleet, https).", []string{"cert"}, nil)
 	descWritten     = prometheus.NewDesc("moh_data_written_bytes_total", "Bytes written to the data partition's block device since boot (flash wear).", nil, nil)
+	descDiskTrend   = prometheus.NewDesc("moh_disk_free_trend_bytes_per_hour", "How fast the library's free space changed over the last hour, in bytes per hour (negative: filling up); absent until 10 min of readings.", nil, nil)
+	descUnderruns   = prometheus.NewDesc("moh_alsa_underruns_total", "Underruns the sound card reported (aplay's \"underrun!!!\") since mohd started; absent without an ALSA output.", nil, nil)
 )
 
 // collector reads the player and friends at scrape time.
@@ -128,6 +130,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if s.DataWrittenBytes != nil {
 			counter(ch, descWritten, float64(*s.DataWrittenBytes))
+		}
+		if s.DiskFreeTrend != nil {
+			gauge(ch, descDiskTrend, *s.DiskFreeTrend)
+		}
+		if s.ALSAUnderruns != nil {
+			counter(ch, descUnderruns, float64(*s.ALSAUnderruns))
 		}
 	}
 }

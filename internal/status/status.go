@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/mohproject/moh/internal/programme"
 	"github.com/mohproject/moh/internal/sysinfo"
 	"github.com/mohproject/moh/player"
 	"github.com/mohproject/moh/uploads"
@@ -32,6 +33,13 @@ type Doc struct {
 	// expiry, flash writes since boot); absent from a box that does not
 	// read it. The caller sets it after Build.
 	System *sysinfo.System `json:"system,omitempty"`
+	// Programme is what plays now and why, and the next change; absent
+	// from a box without one. The caller sets it after Build.
+	Programme *programme.Programme `json:"programme,omitempty"`
+	// Streams is the HTTP streams' listeners (streams.go); absent from a
+	// box that serves none and from the fleet link's copy. The web
+	// server sets it after Build.
+	Streams *Streams `json:"streams,omitempty"`
 }
 
 // Source is what Build needs of the player.

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mohproject/moh/internal/sysupdate"
 )
 
 // Cert is one certificate's expiry, or why it could not be read.
@@ -43,6 +45,17 @@ type System struct {
 	// holding the data dir since boot; DataDevice names it (e.g. "254:0").
 	DataWrittenBytes *uint64 `json:"data_written_bytes,omitempty"`
 	DataDevice       string  `json:"data_device,omitempty"`
+	// DiskFreeTrend is how fast the library's free space changed over
+	// the last hour, in bytes per hour (negative: filling up), from the
+	// readings trend.go keeps in RAM; absent until they span
+	// Options.TrendMinSpan.
+	DiskFreeTrend *float64 `json:"disk_free_trend_bytes_per_hour,omitempty"`
+	// ALSAUnderruns counts the underruns aplay reported since mohd
+	// started; absent when no output is a sound card.
+	ALSAUnderruns *uint64 `json:"alsa_underruns,omitempty"`
+	// Update is the system update's phase, progress and reason; mohd
+	// sets it after Read (the reporter knows nothing of RAUC).
+	Update *sysupdate.Status `json:"update,omitempty"`
 }
 
 // Options configure a Reporter. Paths are injectable so tests point them
@@ -52,6 +65,10 @@ type Options struct {
 	DataDir string
 	// Certs maps a role ("fleet", "https") to a PEM certificate file.
 	Certs map[string]string
+	// CertFiles, if set, replaces Certs and is asked at every read: a
+	// certificate rotation switches to a new file (or rewrites one) while
+	// mohd runs, and its expiry must be the new one's at once.
+	CertFiles func() map[string]string
 	// SysRoot is where sysfs is mounted (default /sys).
 	SysRoot string
 	// Adjtimex reads the kernel clock state (default: the adjtimex(2)
@@ -62,15 +79,26 @@ type Options struct {
 	// read every second costs no disk reads).
 	CertEvery time.Duration
 	Now       func() time.Time
+	// DiskFree reads the library's free bytes for the trend (nil: no
+	// trend). Run samples it every TrendEvery (default 1 min); the trend
+	// is reported once the samples span TrendMinSpan (default 10 min).
+	DiskFree                 func() (uint64, bool)
+	TrendEvery, TrendMinSpan time.Duration
+	// Underruns reads the ALSA underrun count (nil: no sound card).
+	Underruns func() uint64
 }
 
 // Reporter reads System; safe for concurrent use.
 type Reporter struct {
 	o Options
 
-	mu       sync.Mutex
-	certs    []Cert
-	certRead time.Time
+	mu         sync.Mutex
+	certKey    string            // the files certs was read from
+	certStamps map[string]string // their mtime/size then
+	certs      []Cert
+	certRead   time.Time
+
+	trend trend
 }
 
 // New returns a Reporter.
@@ -86,6 +114,12 @@ func New(o Options) *Reporter {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.TrendEvery <= 0 {
+		o.TrendEvery = time.Minute
+	}
+	if o.TrendMinSpan <= 0 {
+		o.TrendMinSpan = 10 * time.Minute
 	}
 	return &Reporter{o: o}
 }
@@ -103,6 +137,13 @@ func (r *Reporter) Read() *System {
 			s.DataWrittenBytes, s.DataDevice = &n, dev
 		}
 	}
+	if v, ok := r.trend.perHour(r.o.Now(), r.o.TrendMinSpan); ok {
+		s.DiskFreeTrend = &v
+	}
+	if r.o.Underruns != nil {
+		n := r.o.Underruns()
+		s.ALSAUnderruns = &n
+	}
 	return s
 }
 
@@ -110,21 +151,37 @@ func (r *Reporter) readCerts() []Cert {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.o.Now()
-	if r.certs != nil && now.Sub(r.certRead) < r.o.CertEvery {
-		return slices.Clone(r.certs)
+	files := r.o.Certs
+	if r.o.CertFiles != nil {
+		files = r.o.CertFiles()
 	}
-	names := make([]string, 0, len(r.o.Certs))
-	for n, p := range r.o.Certs {
+	names := make([]string, 0, len(files))
+	for n, p := range files {
 		if p != "" {
 			names = append(names, n)
 		}
 	}
 	slices.Sort(names)
+	// What was read stays good for CertEvery while the same files are
+	// named and none was replaced (a rotation renames a new one over the
+	// old); a file that vanished is noticed at CertEvery, like an expiry.
+	var key strings.Builder
+	stamps := make(map[string]string, len(names))
+	for _, n := range names {
+		key.WriteString(n + "=" + files[n] + "\x00")
+		if st, err := os.Stat(files[n]); err == nil {
+			stamps[files[n]] = fmt.Sprintf("%d/%d", st.ModTime().UnixNano(), st.Size())
+		}
+	}
+	if r.certs != nil && key.String() == r.certKey && now.Sub(r.certRead) < r.o.CertEvery && !replaced(r.certStamps, stamps) {
+		return slices.Clone(r.certs)
+	}
+	r.certKey, r.certStamps = key.String(), stamps
 	certs := make([]Cert, 0, len(names))
 	failed := false
 	for _, n := range names {
 		c := Cert{Name: n}
-		if t, err := CertExpiry(r.o.Certs[n]); err != nil {
+		if t, err := CertExpiry(files[n]); err != nil {
 			c.Error = err.Error()
 			failed = true
 		} else {
@@ -139,6 +196,16 @@ func (r *Reporter) readCerts() []Cert {
 		r.certRead = now.Add(certRetry - r.o.CertEvery)
 	}
 	return slices.Clone(certs)
+}
+
+// replaced reports whether a file present at both readings changed.
+func replaced(before, now map[string]string) bool {
+	for path, s := range now {
+		if b, ok := before[path]; ok && b != s {
+			return true
+		}
+	}
+	return false
 }
 
 // certRetry is how soon an unreadable certificate is read again.

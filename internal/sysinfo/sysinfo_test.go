@@ -1,10 +1,15 @@
 package sysinfo
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,4 +168,75 @@ func TestWrittenBytesFromSysfs(t *testing.T) {
 	if _, _, err := WrittenBytes(root, dir); err == nil {
 		t.Error("a short stat file accepted")
 	}
+}
+
+// A rotated certificate (a new file named, or the same file rewritten)
+// is reported at the next read, not after CertEvery: an operator checking
+// the rotation must see the new expiry.
+func TestRotatedCertSeenAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	caExp := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second).UTC()
+	leafExp := caExp.Add(367 * 24 * time.Hour)
+	first, leaf := selfSigned(t, dir, "old.pem", caExp), selfSigned(t, dir, "new.pem", leafExp)
+	now := time.Now()
+	current := first
+	r := New(Options{CertFiles: func() map[string]string { return map[string]string{"fleet": current} },
+		Adjtimex: func() (bool, error) { return false, nil }, Now: func() time.Time { return now }})
+	if got := r.Read().Certs[0].NotAfter; !got.Equal(caExp) {
+		t.Fatalf("first read: %v, want %v", got, caExp)
+	}
+	current = leaf // the agent switched to the rotated pair
+	if got := r.Read().Certs[0].NotAfter; !got.Equal(leafExp) {
+		t.Errorf("after switching files: %v, want the new %v", got, leafExp)
+	}
+	// The same path rewritten by the next rotation (rename over it).
+	stable := filepath.Join(dir, "fleet.pem")
+	data, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stable, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	current = stable
+	if got := r.Read().Certs[0].NotAfter; !got.Equal(caExp) {
+		t.Fatalf("stable path: %v, want %v", got, caExp)
+	}
+	data, err = os.ReadFile(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := stable + ".new"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(tmp, now.Add(time.Minute), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, stable); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Read().Certs[0].NotAfter; !got.Equal(leafExp) {
+		t.Errorf("after the file was rewritten: %v, want the new %v", got, leafExp)
+	}
+}
+
+// selfSigned writes a self-signed certificate expiring at notAfter.
+func selfSigned(t *testing.T, dir, name string, notAfter time.Time) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
