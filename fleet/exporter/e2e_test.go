@@ -97,9 +97,9 @@ func (o *boxOps) RemoveTrack(string) error { return nil }
 func (o *boxOps) Reorder([]string) error   { return nil }
 
 // exporterACL is the documented ACL plus the exporter's own user, which
-// may only read the status topics.
+// may only read the status and event topics.
 func exporterACL(groups map[string][]string) string {
-	return fleettest.ACL(groups) + "\nuser exporter\ntopic read moh/+/status\n"
+	return fleettest.ACL(groups) + "\nuser exporter\ntopic read moh/+/status\ntopic read moh/+/events\n"
 }
 
 type fleetEnv struct {

@@ -71,6 +71,9 @@ type Exporter struct {
 	bad        atomic.Uint64
 	scrapeNS   atomic.Int64
 	self       *prometheus.Registry
+
+	evMu   sync.Mutex
+	events eventCounts // events.go
 }
 
 // New checks the options; Run connects.
@@ -176,6 +179,7 @@ func (e *Exporter) onConnect(c mqtt.Client) {
 				e.log.Error("broker refused the status subscription (the exporter's user needs 'topic read moh/+/status' in the ACL)")
 				return
 			}
+			e.subscribeEvents(c)
 			e.connected.Store(true)
 			return
 		}
@@ -203,6 +207,7 @@ func (e *Exporter) onMessage(_ mqtt.Client, m mqtt.Message) {
 		e.mu.Lock()
 		delete(e.boxes, parts[1])
 		e.mu.Unlock()
+		e.forgetEvents(parts[1])
 		return
 	}
 	var d fleet.StatusDoc

@@ -156,12 +156,14 @@ func TestMetricsFromStatus(t *testing.T) {
 	notAfter := now.Add(20 * 24 * time.Hour)
 	e.Observe("east", boxDoc(t, "east", []string{"paris", "all"}, now, player.HealthOK, false, map[string]any{
 		"system": map[string]any{"clock_synced": false, "data_written_bytes": 123456,
+			"disk_free_trend_bytes_per_hour": -2048, "alsa_underruns": 2,
 			"certs": []map[string]any{{"name": "fleet", "not_after": notAfter}, {"name": "https", "not_after": notAfter.Add(time.Hour)}}},
 	}), false)
 	e.Observe("west", boxDoc(t, "west", []string{"lyon"}, now, player.HealthCritical, true, nil), false)
 	// A version string from a box is data, not syntax.
 	odd := boxDoc(t, "odd", nil, now, player.HealthWarning, true, map[string]any{"version": "1\"2\\3\nx"})
 	e.Observe("odd", odd, false)
+	e.CountEvent("east", "recovered")
 
 	text, fams := scrape(t, e)
 	promtoolCheck(t, text)
@@ -186,6 +188,9 @@ func TestMetricsFromStatus(t *testing.T) {
 		{"moh_fleet_disk_warning", "east", 0},
 		{"moh_fleet_clock_synced", "east", 0},
 		{"moh_fleet_data_written_bytes_total", "east", 123456},
+		{"moh_fleet_disk_free_trend_bytes_per_hour", "east", -2048},
+		{"moh_fleet_alsa_underruns_total", "east", 2},
+		{"moh_fleet_events_total", "east/recovered", 1},
 		{"moh_fleet_cert_expiry_timestamp_seconds", "east/fleet", float64(notAfter.Unix())},
 		{"moh_fleet_box_group", "east/all", 1},
 		{"moh_fleet_last_seen_timestamp_seconds", "east", float64(now.Unix())},

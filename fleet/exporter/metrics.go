@@ -44,6 +44,8 @@ const (
 	fClock
 	fCert
 	fWritten
+	fDiskTrend
+	fUnderruns
 	nStatus
 )
 
@@ -68,6 +70,9 @@ var statusFamilies = [nStatus]family{
 	fClock:   {"moh_fleet_clock_synced", "gauge", "1 while the box's clock is synchronised (NTP), 0 when not; absent from boxes that do not report it."},
 	fCert:    {"moh_fleet_cert_expiry_timestamp_seconds", "gauge", "Unix time a certificate of the box expires, by certificate (fleet, https)."},
 	fWritten: {"moh_fleet_data_written_bytes_total", "counter", "Bytes written to the box's data partition since boot (flash wear)."},
+	fDiskTrend: {"moh_fleet_disk_free_trend_bytes_per_hour", "gauge",
+		"How fast the box's free library space changed over the last hour, in bytes per hour (negative: filling up)."},
+	fUnderruns: {"moh_fleet_alsa_underruns_total", "counter", "Underruns the box's sound card reported since mohd started (absent without an ALSA output)."},
 }
 
 // Families present for every known box, up or not.
@@ -81,8 +86,8 @@ var (
 var (
 	famConnected = family{"moh_fleet_exporter_broker_connected", "gauge", "1 while the exporter is connected and subscribed to the broker."}
 	famBoxes     = family{"moh_fleet_exporter_boxes", "gauge", "Boxes the exporter knows (every box that ever published a status, until its retained status is cleared)."}
-	famMessages  = family{"moh_fleet_exporter_messages_total", "counter", "Status messages received from the broker."}
-	famBad       = family{"moh_fleet_exporter_bad_messages_total", "counter", "Status messages that could not be decoded, wholly or in part."}
+	famMessages  = family{"moh_fleet_exporter_messages_total", "counter", "Status and event messages received from the broker."}
+	famBad       = family{"moh_fleet_exporter_bad_messages_total", "counter", "Status and event messages that could not be decoded, wholly or in part."}
 	famScrape    = family{"moh_fleet_exporter_scrape_duration_seconds", "gauge", "How long rendering the previous scrape took."}
 )
 
@@ -93,7 +98,7 @@ func MetricNames() []string {
 	for _, f := range statusFamilies {
 		out = append(out, f.name)
 	}
-	for _, f := range []family{famUp, famLastSeen, famGroup, famConnected, famBoxes, famMessages, famBad, famScrape} {
+	for _, f := range []family{famUp, famLastSeen, famGroup, famEvents, famConnected, famBoxes, famMessages, famBad, famScrape} {
 		out = append(out, f.name)
 	}
 	return out
@@ -189,6 +194,12 @@ func (b *box) render(d status.Doc) {
 		if s.DataWrittenBytes != nil {
 			set(fWritten, float64(*s.DataWrittenBytes))
 		}
+		if s.DiskFreeTrend != nil {
+			set(fDiskTrend, *s.DiskFreeTrend)
+		}
+		if s.ALSAUnderruns != nil {
+			set(fUnderruns, float64(*s.ALSAUnderruns))
+		}
 	}
 }
 
@@ -231,6 +242,7 @@ func (e *Exporter) WriteMetrics(w io.Writer) error {
 			}
 		}
 	}
+	e.writeEvents(bw, buf)
 	for _, x := range []struct {
 		f family
 		v float64

@@ -52,20 +52,23 @@ const (
 )
 
 // ACL is the rule set moh documents: a device reads its own and its
-// groups' command topics and writes its status and replies; the operator
-// writes every command topic and reads every status and reply. groups
+// groups' command topics and writes its status, replies and events; the
+// operator writes every command topic and reads every status, reply and
+// event. groups
 // maps a device id to its groups.
 func ACL(groups map[string][]string) string {
 	var b strings.Builder
 	b.WriteString("# patterns apply to every client; %u is the certificate CN\n")
 	b.WriteString("pattern read moh/%u/cmd\n")
 	b.WriteString("pattern write moh/%u/status\n")
-	b.WriteString("pattern write moh/%u/reply/#\n\n")
+	b.WriteString("pattern write moh/%u/reply/#\n")
+	b.WriteString("pattern write moh/%u/events\n\n")
 	b.WriteString("user operator\n")
 	b.WriteString("topic write moh/+/cmd\n")
 	b.WriteString("topic write moh/group/+/cmd\n")
 	b.WriteString("topic read moh/+/status\n")
 	b.WriteString("topic read moh/+/reply/#\n")
+	b.WriteString("topic read moh/+/events\n")
 	for dev, gs := range groups {
 		if len(gs) == 0 {
 			continue
