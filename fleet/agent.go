@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/mohproject/moh/player"
 )
 
 // AgentOptions configure the agent inside mohd.
@@ -48,6 +51,17 @@ type AgentOptions struct {
 	MaxTrackBytes int64
 	// MaxReconnectInterval caps the reconnect backoff (default 60 s).
 	MaxReconnectInterval time.Duration
+	// CertDir (DATA/fleet) holds the pairs certificate rotation makes;
+	// a pair there takes precedence over CertFile/KeyFile. Empty: no
+	// rotation. CertConfirmTimeout is how long a new pair has to
+	// connect before the box goes back to the old one (default 45 s).
+	CertDir            string
+	CertConfirmTimeout time.Duration
+	// InstallHTTPS serves the HTTPS pair in the given file from the next
+	// handshake; CurrentHTTPS is the certificate served now. Both nil:
+	// the HTTPS certificate is not rotated over the fleet link.
+	InstallHTTPS func(pairFile string) error
+	CurrentHTTPS func() (*x509.Certificate, error)
 }
 
 // Agent is mohd's MQTT link to the fleet operator. It only ever connects
@@ -58,8 +72,13 @@ type Agent struct {
 	log  *slog.Logger
 	now  func() time.Time
 	cmds *commander
+	rot  *rotator // nil: the client pair is not rotated
 
 	connected atomic.Bool
+
+	// events waits for the broker (events.go).
+	events        chan player.Event
+	eventsDropped atomic.Uint64
 
 	mu         sync.Mutex
 	lastKey    string
@@ -111,14 +130,23 @@ func NewAgent(o AgentOptions) (*Agent, error) {
 	if o.MaxReconnectInterval <= 0 {
 		o.MaxReconnectInterval = 60 * time.Second
 	}
+	// A rotated pair in the data dir wins over the configured files,
+	// which may be the first pair on a read-only /etc.
+	certFile, keyFile := ActivePair(o.CertDir, CertKindFleet, o.CertFile, o.KeyFile)
 	tc := o.TLSConfig
 	if tc == nil {
 		var err error
-		if tc, err = TLSConfig(o.CAFile, o.CertFile, o.KeyFile); err != nil {
+		if tc, err = TLSConfig(o.CAFile, certFile, keyFile); err != nil {
 			return nil, fmt.Errorf("fleet: %w", err)
 		}
 	}
 	a := &Agent{o: o, tls: tc, log: o.Logger.With("component", "fleet", "device", o.DeviceID), now: o.Now}
+	a.events = make(chan player.Event, eventQueue)
+	if o.CertDir != "" && o.TLSConfig == nil {
+		if err := a.enableRotation(certFile, keyFile); err != nil {
+			return nil, fmt.Errorf("fleet: %w", err)
+		}
+	}
 	a.cmds = newCommander(a)
 	return a, nil
 }
@@ -160,6 +188,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Debug("connecting to broker", "broker", broker.Host)
 			return tc
 		})
+	if dial := a.rot.dialer(); dial != nil {
+		opts.SetCustomOpenConnectionFn(dial) // so a rotation can force a new handshake
+	}
+	go a.rot.watchStart(ctx)
 	a.log.Info("fleet agent starting", "broker", a.o.BrokerURL, "groups", a.o.Groups)
 	c := a.connectFirst(ctx, opts)
 	if c == nil {
@@ -187,6 +219,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			if a.connected.Load() {
 				a.publishStatus(c, false)
 			}
+		case e := <-a.eventsWhileConnected():
+			a.publishEvent(c, e)
 		}
 	}
 }
@@ -249,6 +283,7 @@ func (a *Agent) onConnect(c mqtt.Client) {
 		wait = min(2*wait, 30*time.Second)
 	}
 	a.connected.Store(true)
+	a.rot.connected()
 	a.publishStatus(c, true)
 }
 
@@ -311,6 +346,17 @@ func changeKey(raw []byte) string {
 			Warning bool `json:"warning"`
 		} `json:"disk"`
 		Version string `json:"version"`
+		// A new ALSA underrun is a click a caller heard: news at once,
+		// not at the next 60 s publish.
+		System *struct {
+			Underruns *uint64 `json:"alsa_underruns"`
+			// A system update's phase (and progress) is what a
+			// rollout waits on: each step is news at once.
+			Update *struct {
+				Phase    string `json:"phase"`
+				Progress int    `json:"progress"`
+			} `json:"update"`
+		} `json:"system"`
 	}
 	if json.Unmarshal(raw, &s) != nil {
 		return string(raw)

@@ -164,6 +164,9 @@ func okResult(v any) Reply {
 
 func (m *commander) exec(ctx context.Context, cmd Command) Reply {
 	ops := m.a.o.Ops
+	if r, ok := m.execProgramme(cmd); ok {
+		return r
+	}
 	switch cmd.Op {
 	case OpStatus:
 		return okResult(ops.Status())
@@ -205,6 +208,12 @@ func (m *commander) exec(ctx context.Context, cmd Command) Reply {
 		return okResult(nil)
 	case OpAddTrack:
 		return m.addTrack(ctx, cmd)
+	case OpCertCSR:
+		return m.a.certCSR(cmd)
+	case OpCertInstall:
+		return m.a.certInstall(ctx, cmd)
+	case OpUpdate:
+		return m.update(ctx, cmd)
 	}
 	return fail(CodeBadRequest, fmt.Sprintf("unknown op %q", cmd.Op))
 }

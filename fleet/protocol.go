@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mohproject/moh/internal/programme"
 	"github.com/mohproject/moh/internal/status"
 )
 
@@ -21,6 +22,11 @@ const (
 	OpAddTrack    = "add_track"
 	OpRemoveTrack = "remove_track"
 	OpReorder     = "reorder"
+	// OpCertCSR and OpCertInstall rotate a certificate (certrotate.go).
+	OpCertCSR     = "cert_csr"
+	OpCertInstall = "cert_install"
+	// OpUpdate installs a system bundle (update.go).
+	OpUpdate = "update"
 )
 
 // Error codes a Reply may carry, besides those of a failed operation.
@@ -73,6 +79,16 @@ type Command struct {
 	TrackID string `json:"track_id,omitempty"`
 	// Order (track ids) for OpReorder.
 	Order []string `json:"order,omitempty"`
+	// Kind (fleet or https) for OpCertCSR and OpCertInstall; Cert (PEM,
+	// the certificate and any intermediates) for OpCertInstall.
+	Kind string `json:"kind,omitempty"`
+	Cert string `json:"cert,omitempty"`
+	// URL and SHA256 of the bundle, and Reboot ("now" or local
+	// "HH:MM"), for OpUpdate.
+	Reboot string `json:"reboot,omitempty"`
+	// Schedule for OpSchedule, Override for OpOverride (programme.go).
+	Schedule *programme.Schedule `json:"schedule,omitempty"`
+	Override *programme.Override `json:"override,omitempty"`
 }
 
 // ReplyError is the error part of a Reply, shaped like the HTTP API's.
