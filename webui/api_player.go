@@ -17,6 +17,13 @@ func (s *Server) statusDoc() status.Doc {
 	if s.opt.System != nil {
 		d.System = s.opt.System()
 	}
+	if s.opt.Programme != nil {
+		p := s.opt.Programme.Current()
+		d.Programme = &p
+	}
+	if st, ok := s.StreamStats(); ok {
+		d.Streams = &st
+	}
 	return d
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/mohproject/moh/internal/phone"
 	"github.com/mohproject/moh/internal/sysinfo"
 	"github.com/mohproject/moh/player"
 )
@@ -39,6 +40,9 @@ type Options struct {
 	// Library is the track library; nil answers the track endpoints with
 	// 503 (the daemon may run without one while it is being repaired).
 	Library Library
+	// Programme serves the playlists, schedule and override endpoints;
+	// nil answers them with 503.
+	Programme Programme
 	// DataDir holds the admin password hash, the token list and the
 	// auto-generated TLS certificate.
 	DataDir string
@@ -62,6 +66,15 @@ type Options struct {
 	// (added, or already there), "rejected" (the library or the request
 	// refused it) or "failed" (moh's own fault).
 	OnUpload func(result string)
+	// Update, if set, is the system updater behind /api/v1/system.
+	Update Updater
+	// Streams is the telephone signal the HTTP streams serve
+	// (api_stream.go); nil answers them with 503 (MPD backend).
+	Streams *phone.Hub
+	// MaxStreamListeners caps the HTTP streams over all formats
+	// (default 64); Lame is the MP3 stream's encoder (default "lame").
+	MaxStreamListeners int
+	Lame               string
 
 	// TLSCert and TLSKey are PEM files to serve HTTPS with. TLSAuto
 	// instead generates a self-signed certificate once and keeps it in
@@ -106,6 +119,8 @@ type Server struct {
 	upSlots  chan struct{}
 	pages    *pages
 	tls      *tls.Config
+	certs    *certSlot // the served certificate, swapped by ReloadTLS
+	streams  *streamSet
 	handler  http.Handler
 	router   chi.Router
 
@@ -184,6 +199,8 @@ func New(o Options) (*Server, error) {
 	if s.tls, err = loadTLS(o, s.log); err != nil {
 		return nil, err
 	}
+	s.certs = adoptCerts(s.tls)
+	s.streams = newStreamSet(o)
 	set, err := PasswordSet(o.DataDir)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,175 @@
+package webui
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/mohproject/moh/internal/sysupdate"
+)
+
+// Updater is the box's system updater (internal/sysupdate.Manager); nil
+// answers GET /api/v1/system with "update":"off".
+type Updater interface {
+	On() bool
+	Status() sysupdate.Status
+	Slots(ctx context.Context) (sysupdate.RaucStatus, error)
+	Upload(ctx context.Context, r io.Reader, size int64, req sysupdate.Request) (sysupdate.Status, error)
+	Fetch(ctx context.Context, url string, req sysupdate.Request) (sysupdate.Status, error)
+}
+
+// systemDoc is GET /api/v1/system (schema System in openapi.json).
+type systemDoc struct {
+	// Update is "rauc" or "off".
+	Update string `json:"update"`
+	// RaucAvailable is whether `rauc status` answered; RaucError says
+	// why not.
+	RaucAvailable bool             `json:"rauc_available"`
+	RaucError     string           `json:"rauc_error,omitempty"`
+	Compatible    string           `json:"compatible,omitempty"`
+	Booted        string           `json:"booted,omitempty"`
+	Slots         []sysupdate.Slot `json:"slots"`
+	// State is the update's phase, progress and reason.
+	State sysupdate.Status `json:"state"`
+}
+
+func (s *Server) system(w http.ResponseWriter, r *http.Request) {
+	doc := systemDoc{Update: "off", Slots: []sysupdate.Slot{}, State: sysupdate.Status{Update: "off", Phase: sysupdate.PhaseIdle}}
+	if u := s.opt.Update; u != nil && u.On() {
+		doc.Update = "rauc"
+		doc.State = u.Status()
+		rs, err := u.Slots(r.Context())
+		if err != nil {
+			doc.RaucError = err.Error()
+		} else {
+			doc.RaucAvailable = true
+			doc.Compatible, doc.Booted = rs.Compatible, rs.Booted
+			if rs.Slots != nil {
+				doc.Slots = rs.Slots
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// updateRequest is the JSON form of POST /api/v1/system/update.
+type updateRequest struct {
+	URL    string `json:"url"`
+	SHA256 string `json:"sha256"`
+	Reboot string `json:"reboot"`
+}
+
+// maxBundleUpload caps an uploaded bundle's request body: a root
+// filesystem image, well above any track.
+const maxBundleUpload = sysupdate.DefaultMaxBundle + 1<<20
+
+// systemUpdate takes a bundle (multipart field "bundle", with optional
+// fields "sha256" and "reboot" before it or in the query) or a URL to
+// fetch, and answers 202 once it is verified and the install has begun.
+// Nothing is installed from a bundle it refuses.
+func (s *Server) systemUpdate(w http.ResponseWriter, r *http.Request) {
+	u := s.opt.Update
+	if u == nil || !u.On() {
+		s.writeError(w, r, errorf(http.StatusConflict, "update_off", "system updates are off on this box (update = off)"))
+		return
+	}
+	extendDeadlines(w, uploadDeadline)
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var (
+		st  sysupdate.Status
+		err error
+	)
+	if mt == "application/json" {
+		var req updateRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if req.URL == "" {
+			s.writeError(w, r, errorf(http.StatusBadRequest, "bad_request", "give url and sha256, or upload the bundle as multipart field bundle"))
+			return
+		}
+		// The download outlives a client that hangs up: the box would
+		// otherwise leave a half-fetched bundle for nothing.
+		st, err = u.Fetch(context.WithoutCancel(r.Context()), req.URL, sysupdate.Request{SHA256: req.SHA256, Reboot: req.Reboot})
+	} else {
+		st, err = s.uploadBundle(w, r, u)
+	}
+	if err != nil {
+		s.writeError(w, r, updateError(err))
+		return
+	}
+	writeJSON(w, http.StatusAccepted, st)
+}
+
+func (s *Server) uploadBundle(w http.ResponseWriter, r *http.Request, u Updater) (sysupdate.Status, error) {
+	size := r.ContentLength
+	r.Body = http.MaxBytesReader(w, r.Body, maxBundleUpload)
+	mr, err := multipartForm(r)
+	if err != nil {
+		return sysupdate.Status{}, err
+	}
+	req := sysupdate.Request{SHA256: r.URL.Query().Get("sha256"), Reboot: r.URL.Query().Get("reboot")}
+	for parts := 0; parts < maxFormParts; parts++ {
+		part, err := mr.NextRawPart()
+		if err == io.EOF {
+			return sysupdate.Status{}, errorf(http.StatusBadRequest, "no_file", "the form has no field named bundle")
+		}
+		if err != nil {
+			return sysupdate.Status{}, formError(err)
+		}
+		field, _, err := formPart(part)
+		if err != nil {
+			return sysupdate.Status{}, err
+		}
+		switch field {
+		case "sha256", "reboot":
+			b, err := io.ReadAll(io.LimitReader(part, 128))
+			if err != nil {
+				return sysupdate.Status{}, formError(err)
+			}
+			if field == "sha256" {
+				req.SHA256 = strings.TrimSpace(string(b))
+			} else {
+				req.Reboot = strings.TrimSpace(string(b))
+			}
+		case "bundle":
+			defer part.Close()
+			return u.Upload(r.Context(), &formBody{r: part}, size, req)
+		}
+		part.Close()
+	}
+	return sysupdate.Status{}, errBadMultipart("the form has too many parts")
+}
+
+// updateError maps the updater's refusals to the API's statuses; what
+// is left is the box's own failure.
+func updateError(err error) error {
+	var (
+		ref *sysupdate.Refused
+		bad *sysupdate.BadRequest
+		ns  *sysupdate.NoSpace
+		dl  *sysupdate.DownloadError
+		br  *bodyReadError
+	)
+	switch {
+	case errors.As(err, &ref):
+		return errorf(http.StatusUnprocessableEntity, ref.Code, ref.Reason+"; nothing was installed")
+	case errors.As(err, &bad):
+		return errorf(http.StatusBadRequest, "bad_request", bad.Reason)
+	case errors.Is(err, sysupdate.ErrBusy):
+		return errorf(http.StatusConflict, "update_running", err.Error())
+	case errors.Is(err, sysupdate.ErrOff):
+		return errorf(http.StatusConflict, "update_off", err.Error())
+	case errors.As(err, &ns):
+		return errorf(http.StatusInsufficientStorage, "disk_full", ns.Error()+"; nothing was written")
+	case errors.As(err, &dl):
+		return errorf(http.StatusBadGateway, "download_failed", dl.Error())
+	case errors.As(err, &br):
+		return formError(br.err)
+	}
+	return err
+}
