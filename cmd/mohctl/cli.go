@@ -29,8 +29,13 @@ type grammar struct {
 	Play     playCmd     `cmd:"" help:"Start playback."`
 	Stop     stopCmd     `cmd:"" help:"Stop playback (callers hear silence)."`
 	Next     nextCmd     `cmd:"" help:"Skip to the next track."`
+	Schedule scheduleCmd `cmd:"" help:"Set the weekly schedule of each box (schedule.go)."`
+	Override overrideCmd `cmd:"" help:"Play a track (or --playlist) now on each box, --until a time or until 'override clear'; reports when each box made it audible."`
 	Token    tokenCmd    `cmd:"" help:"Manage the inventory's API tokens."`
+	Cert     certCmd     `cmd:"" help:"Rotate the boxes' certificates (fleet or https): a new key made on each box, signed by the fleet CA, the old certificate revoked. Needs --via."`
+	CA       caCmd       `cmd:"" name:"ca" help:"The fleet CA: init, sign box CSRs, revoke certificates (the broker's CRL)."`
 	Exporter exporterCmd `cmd:"" help:"Serve Prometheus metrics for every box, from their status on the broker (needs --via); runs until stopped."`
+	Update   updateCmd   `cmd:"" help:"Phased system update: install a signed RAUC bundle on the boxes in waves, each waiting for the last to come back healthy on the new version; stops after --halt-after failures or rollbacks. Prints device, from, to, result, reason; exits 1 if any box was not updated."`
 	Check    checkCmd    `cmd:"" help:"Nagios plugin for one box, from its status on the broker (needs --via): the thresholds and perfdata of mohd check. Exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."`
 	Version  versionCmd  `cmd:"" help:"Print mohctl's version."`
 	Help     helpCmd     `cmd:"" hidden:"" help:"Show help (mohctl help COMMAND is mohctl COMMAND --help)."`
