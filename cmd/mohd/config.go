@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/mohproject/moh/player"
 )
 
 // config holds every setting of mohd. Each field is a flag; a config file
@@ -39,11 +37,18 @@ type config struct {
 	TLSCert    string
 	TLSKey     string
 	Reboot     bool
+	Update     updateConfig
 
 	TargetLUFS  string
 	MaxUploadMB int64
 	MaxMinutes  int
 	MinFreeMB   int64
+	// PCMCacheMB is the direct backend's decoded-track cache budget.
+	PCMCacheMB int64
+	// PhoneLevel is the telephone signal's active level, dBm0.
+	PhoneLevel float64
+	// SIP is the SIP music-on-hold server's settings (sip.go).
+	SIP sipConfig
 
 	MQTTBroker string
 	MQTTCA     string
@@ -51,6 +56,14 @@ type config struct {
 	MQTTKey    string
 	DeviceID   string
 	Groups     string
+
+	// Syslog settings: see syslog.go.
+	Syslog      string
+	SyslogCA    string
+	SyslogCert  string
+	SyslogKey   string
+	SyslogLevel string
+	SyslogRing  int
 
 	// level is LogLevel, parsed by checkCommon.
 	level slog.Level
@@ -89,7 +102,8 @@ func runFlags(fs *flag.FlagSet, c *config) {
 	commonFlags(fs, c)
 	fs.StringVar(&c.Music, "music", "", "library folder of MP3s; files copied here are picked up (default DATA/library)")
 	fs.StringVar(&c.Backend, "backend", "direct", "playback backend: direct or mpd")
-	fs.StringVar(&c.Output, "output", "alsa", "audio output: alsa, alsa:DEVICE, file:PATH (raw s16le 44.1 kHz stereo, paced) or null")
+	fs.StringVar(&c.Output, "output", "alsa", "comma-separated outputs played at once: one of alsa, alsa:DEVICE, file:PATH (raw s16le 44.1 kHz stereo, paced) or null; and rtp:GROUP:PORT[?codec=pcmu|pcma&ttl=N&dscp=N&iface=NAME], sip[:ADDR:PORT] (direct backend)")
+	fs.Float64Var(&c.PhoneLevel, "phone-level", -19, "active level of the telephone signal (RTP, SIP, streams) in dBm0, -40 to -6")
 	fs.StringVar(&c.MPD, "mpd", "", "address of an MPD that mohd does not own (default: mohd runs its own)")
 	fs.StringVar(&c.MPDBin, "mpd-bin", "mpd", "mpd binary for the MPD that mohd owns")
 	fs.StringVar(&c.MPDRestart, "mpd-restart", "systemctl restart mpd", "command that restarts an MPD given with --mpd")
@@ -98,12 +112,16 @@ func runFlags(fs *flag.FlagSet, c *config) {
 	fs.Int64Var(&c.MaxUploadMB, "max-upload-mb", 200, "largest upload accepted, in MiB (1 to 10240)")
 	fs.IntVar(&c.MaxMinutes, "max-minutes", 120, "longest track accepted, in minutes (1 to 1440)")
 	fs.Int64Var(&c.MinFreeMB, "min-free-mb", 200, "uploads are refused when they would leave less free disk than this, in MiB (0 to 1048576; 0: only when they do not fit)")
+	fs.Int64Var(&c.PCMCacheMB, "pcm-cache-budget", 0, "disk the direct backend may use for decoded tracks (10.6 MB per minute of audio), in MiB (0: a quarter of the free space; -1: off, decode live)")
 	fs.StringVar(&c.MQTTBroker, "mqtt-broker", "", "fleet broker URL, e.g. mqtts://broker.example:8883 (empty: fleet link off)")
 	fs.StringVar(&c.MQTTCA, "mqtt-ca", "", "CA certificate that signed the broker's certificate")
 	fs.StringVar(&c.MQTTCert, "mqtt-cert", "", "this box's client certificate")
 	fs.StringVar(&c.MQTTKey, "mqtt-key", "", "this box's client key")
 	fs.StringVar(&c.DeviceID, "device-id", "", "device id on the fleet link (default: the data dir's device-id file)")
 	fs.StringVar(&c.Groups, "groups", "", "comma-separated fleet groups of this box")
+	updateFlags(fs, &c.Update)
+	syslogFlags(fs, c)
+	sipFlags(fs, &c.SIP)
 }
 
 // parseFlags parses args, then fills every flag not given on the command
@@ -284,11 +302,23 @@ func (c *config) checkRun() error {
 	if c.MaxMinutes < 1 || c.MaxMinutes > maxMinutes {
 		return c.bad("max-minutes", strconv.Itoa(c.MaxMinutes), fmt.Sprintf("want a length from 1 to %d minutes", maxMinutes))
 	}
+	if c.PCMCacheMB < -1 || c.PCMCacheMB > maxMinFreeMB {
+		return c.bad("pcm-cache-budget", strconv.FormatInt(c.PCMCacheMB, 10), fmt.Sprintf("want a size from 0 to %d MiB (0: a quarter of the free space), or -1 for off", maxMinFreeMB))
+	}
 	if c.MinFreeMB < 0 || c.MinFreeMB > maxMinFreeMB {
 		return c.bad("min-free-mb", strconv.FormatInt(c.MinFreeMB, 10), fmt.Sprintf("want a size from 0 to %d MiB (0: refuse only uploads that do not fit)", maxMinFreeMB))
 	}
-	if _, err := player.ParseOutput(c.Output); err != nil {
-		return fmt.Errorf("%s--%w", c.source("output"), err) // it names the value and what is allowed
+	if err := c.checkOutputs(); err != nil { // outputs.go
+		return err
+	}
+	if err := c.checkUpdate(); err != nil {
+		return err
+	}
+	if err := c.checkSIP(); err != nil { // sip.go
+		return err
+	}
+	if err := c.checkSyslog(); err != nil { // syslog.go
+		return err
 	}
 	return nil
 }

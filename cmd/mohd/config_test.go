@@ -177,6 +177,7 @@ var badValues = []struct {
 	{"", "max-minutes", "-1", `--max-minutes "-1": want a length from 1 to 1440 minutes`},
 	{"--min-free-mb", "min-free-mb", "-1", `--min-free-mb "-1": want a size from 0 to 1048576 MiB (0: refuse only uploads that do not fit)`},
 	{"", "min-free-mb", "1048577", `--min-free-mb "1048577": want a size from 0 to 1048576 MiB`},
+	{"--pcm-cache-budget", "pcm-cache-budget", "-2", `--pcm-cache-budget "-2": want a size from 0 to 1048576 MiB (0: a quarter of the free space), or -1 for off`},
 	{"--log-level", "log-level", "verbose", `--log-level "verbose": want debug, info, warn or error`},
 	{"", "log-level", "warning", `--log-level "warning": want debug, info, warn or error`},
 	{"--log-format", "log-format", "xml", `--log-format "xml": want text or json`},
@@ -201,7 +202,7 @@ func TestMinFreeZeroMeansNoMargin(t *testing.T) {
 		t.Run(fmt.Sprintf("%d MiB margin, %d MiB free", tc.minFreeMB, tc.free>>20), func(t *testing.T) {
 			dir := t.TempDir()
 			c := config{Data: dir, Music: filepath.Join(dir, "library"), Output: "null", TargetLUFS: "-18",
-				MaxUploadMB: 200, MaxMinutes: 120, MinFreeMB: tc.minFreeMB}
+				MaxUploadMB: 200, MaxMinutes: 120, MinFreeMB: tc.minFreeMB, PhoneLevel: -19}
 			o, err := libraryOptions(&c, slog.New(slog.DiscardHandler), nil)
 			if err != nil {
 				t.Fatal(err)

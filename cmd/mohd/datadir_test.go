@@ -99,6 +99,12 @@ func (d *ddDaemon) cleanup(t *testing.T) {
 	t.Cleanup(func() { d.cmd.Process.Signal(syscall.SIGKILL); <-d.done })
 }
 
+// noPCMCache turns the direct backend's PCM cache off for daemons whose
+// data dir these tests compare file by file: the cache is written once,
+// in the first seconds of playback, and would be a legitimate writer
+// beside the ones under test.
+const noPCMCache = "--pcm-cache-budget=-1"
+
 func ddStart(t *testing.T, bin string, cred *syscall.Credential, args ...string) *ddDaemon {
 	t.Helper()
 	d, err := ddLaunch(bin, cred, args...)
@@ -256,7 +262,7 @@ func TestTokenCreatesBesideDaemon(t *testing.T) {
 			go func() {
 				defer close(started)
 				time.Sleep(10 * time.Millisecond)
-				d, startErr = ddLaunch(bin, tc.daemon, "run", "--data", data, "--listen", addr, "--output", "null")
+				d, startErr = ddLaunch(bin, tc.daemon, "run", "--data", data, "--listen", addr, "--output", "null", noPCMCache)
 			}()
 			atStart := burst("start")
 			<-started
@@ -473,7 +479,7 @@ func TestRootPasswdAndRevoke(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	base := "http://" + addr
-	d := ddStart(t, bin, svc, "run", "--data", data, "--listen", addr, "--output", "null")
+	d := ddStart(t, bin, svc, "run", "--data", data, "--listen", addr, "--output", "null", noPCMCache)
 	api := &apiClient{base: base, token: strings.TrimSpace(string(adminOut)), hc: &http.Client{Timeout: 5 * time.Second}}
 	if err := ddWorksWithin(base, api.token, time.Now(), 20*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, d.log)
@@ -628,7 +634,7 @@ func TestSecondDaemonChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	first := ddStart(t, mohdBin, nil, "run", "--data", data, "--listen", addr, "--output", "null")
+	first := ddStart(t, mohdBin, nil, "run", "--data", data, "--listen", addr, "--output", "null", noPCMCache)
 	api := &apiClient{base: "http://" + addr, token: strings.TrimSpace(out), hc: &http.Client{Timeout: 60 * time.Second}}
 	if err := ddWorksWithin(api.base, api.token, time.Now(), 20*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, first.log)
@@ -659,7 +665,7 @@ func TestSecondDaemonChangesNothing(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the first half is all written
 	snap := ddSnapshot(t, data)
 
-	second := ddStart(t, mohdBin, nil, "run", "--data", data, "--listen", freeAddr(t), "--output", "null")
+	second := ddStart(t, mohdBin, nil, "run", "--data", data, "--listen", freeAddr(t), "--output", "null", noPCMCache)
 	select {
 	case <-second.done:
 	case <-time.After(10 * time.Second):
@@ -705,7 +711,7 @@ func TestSecondDaemonChangesNothing(t *testing.T) {
 	first.cmd.Process.Signal(syscall.SIGTERM)
 	<-first.done
 	addr = freeAddr(t)
-	ddStart(t, mohdBin, nil, "run", "--data", data, "--listen", addr, "--output", "null")
+	ddStart(t, mohdBin, nil, "run", "--data", data, "--listen", addr, "--output", "null", noPCMCache)
 	api.base = "http://" + addr
 	if err := ddWorksWithin(api.base, api.token, time.Now(), 20*time.Second); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/mohproject/moh/internal/atomicfile"
 	"github.com/mohproject/moh/internal/datadir"
 	"github.com/mohproject/moh/internal/metrics"
+	"github.com/mohproject/moh/internal/status"
 	"github.com/mohproject/moh/internal/sysinfo"
 	"github.com/mohproject/moh/player"
 	"github.com/mohproject/moh/uploads"
@@ -55,7 +56,7 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	if n, _ := atomicfile.CleanTemps(c.Data); n > 0 {
 		log.Info("removed temp files left by an interrupted write", "count", n)
 	}
-	out, err := player.ParseOutput(c.Output)
+	outs, err := player.ParseOutputs(c.Output)
 	if err != nil {
 		return err
 	}
@@ -65,6 +66,10 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	}
 
 	events := player.NewEventLog(200, nil)
+	log, logFwd, err := startSyslog(c, log, events)
+	if err != nil {
+		return err
+	}
 	libOpts, err := libraryOptions(c, log, func(kind, msg string) {
 		events.Add(player.Event{Kind: "library", Message: kind + ": " + msg})
 	})
@@ -77,12 +82,29 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	}
 	warnMissingIngestTools(log, libOpts)
 
-	backend, err := newBackend(c, out, lib.RenditionDir(), log)
+	lineOut, err := newLineOutputs(c, outs, log) // outputs.go; lineOut.Hub is the telephone signal
+	if err != nil {
+		return err
+	}
+	sipServers, err := newSIPServers(c, lineOut, events, log) // sip.go
+	if err != nil {
+		return err
+	}
+	backend, err := newBackend(c, outs[0], lineOut, lib.RenditionDir(), log)
 	if err != nil {
 		return err
 	}
 	store := newStateStore(c.Data, log)
 	var agent *fleet.Agent // set below, before anything asks for status
+	// web is set below too; the agent reads the streams' status through it
+	// once running (its goroutine starts after web is made).
+	var web *webui.Server
+	streams := func() (status.Streams, bool) {
+		if web == nil {
+			return status.Streams{}, false
+		}
+		return web.StreamStats()
+	}
 	p := player.New(player.Options{
 		Degraded: func() []string { return degradedParts(lib, agent) },
 		Backend:  backend,
@@ -92,9 +114,14 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 		Save:     store.Save,
 		Events:   events,
 	})
-	// The playlist is known before playback starts, so a power cut resumes
-	// the site's music, not the built-in track.
-	p.SetPlaylist(playlistFrom(lib.Tracks()))
+	// The programme is applied before playback starts, so a power cut
+	// resumes the site's music (the rule, exception or override in force),
+	// not the built-in track.
+	progStore, prog, err := openProgramme(c.Data, lib, p, backend, events, log)
+	if err != nil {
+		return err
+	}
+	prog.Apply()
 	wd := player.NewWatchdog(player.WatchdogOptions{
 		Backend:         backend,
 		Wanted:          func() bool { return p.Settings().Playing },
@@ -102,9 +129,15 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 		Logger:          log,
 		Reboot:          c.Reboot,
 		RebootStampPath: filepath.Join(c.Data, "last-reboot"),
+		RebootCommand:   strings.Fields(c.Update.RebootCommand),
 	})
 	p.SetWatchdog(wd) // Status and /healthz report its verdict; it runs beside the player below
-	sys := sysinfo.New(sysinfo.Options{DataDir: c.Data, Certs: boxCerts(c)})
+	sys := sysinfo.New(sysinfo.Options{DataDir: c.Data, CertFiles: func() map[string]string { return boxCerts(c) },
+		DiskFree: diskFreeReader(lib), Underruns: underrunReader(c.Output)})
+	upd, err := newUpdater(c, log, events, p)
+	if err != nil {
+		return err
+	}
 
 	if c.MQTTBroker != "" {
 		id, err := deviceID(c)
@@ -118,49 +151,79 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 			KeyFile:   c.MQTTKey,
 			DeviceID:  id,
 			Groups:    splitList(c.Groups),
-			Ops:       fleetOps{p: p, lib: lib, sys: sys},
+			Ops:       fleetOps{p: p, lib: lib, sys: sys, upd: upd, prog: programmeAPI{store: progStore, eng: prog}, streams: streams},
 			Logger:    log,
 			TempDir:   c.Data,
+			// rotated pairs (mohctl cert rotate) live in the data dir
+			// and win over --mqtt-cert/--mqtt-key
+			CertDir: certDir(c),
 		})
 		if err != nil {
 			return fmt.Errorf("fleet link: %w", err)
 		}
+		events.Subscribe(agent.PublishEvent) // each event on moh/<id>/events too
 	}
 	connected := func() bool { return agent != nil && agent.Connected() }
 	if agent == nil {
 		connected = nil
 	}
 	m := metrics.New(metricsOptions(p, lib, sys, connected))
+	if c.Backend != "mpd" {
+		m.Registry().MustRegister(metrics.NewOutputsCollector(lineOut.Lines.Statuses))
+	}
+	if upd.On() {
+		m.Registry().MustRegister(metrics.NewUpdateCollector(updateMetrics{upd}))
+	}
 
-	web, err := webui.New(webui.Options{
-		System:         sys.Read,
+	httpsCert, httpsKey, httpsAuto := httpsPair(c)
+	web, err = webui.New(webui.Options{
+		System:         withUpdate(sys.Read, upd),
+		Update:         upd,
 		Player:         p,
 		Library:        lib,
+		Programme:      programmeAPI{store: progStore, eng: prog},
 		DataDir:        c.Data,
 		Logger:         log,
 		Version:        version,
 		Metrics:        m.Handler(),
-		TLSCert:        c.TLSCert,
-		TLSKey:         c.TLSKey,
-		TLSAuto:        c.TLS == "auto",
+		TLSCert:        httpsCert,
+		TLSKey:         httpsKey,
+		TLSAuto:        httpsAuto,
 		MaxUploadBytes: c.MaxUploadMB<<20 + 1<<20,
 		Middleware:     []func(http.Handler) http.Handler{m.HTTPMiddleware},
 		OnUpload:       m.CountUpload,
+		Streams:        lineOut.streamHub(c), // streams.go: GET /api/v1/stream/{format}
+		Lame:           libOpts.Tools.Lame,
 	})
 	if err != nil {
 		return err
 	}
+	m.Registry().MustRegister(metrics.NewStreamsCollector(web.StreamStats))
+	if agent != nil && web.TLS() {
+		agent.RotateHTTPS(func(f string) error { return web.ReloadTLS(f, f) }, web.TLSCertificate)
+	}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.Run(ctx) })
+	if c.Backend != "mpd" {
+		g.Go(func() error { return lineOut.Run(ctx) })
+	}
 	// The watchdog's exit rung ends mohd (an error wrapping
 	// player.ErrExitRequested), so systemd restarts it.
 	g.Go(func() error { return wd.Run(ctx) })
+	for _, s := range sipServers { // a failing listener retries on its own; Run never fails mohd
+		g.Go(func() error { return s.Run(ctx) })
+	}
 	g.Go(func() error { return lib.Run(ctx) })
-	g.Go(func() error { return syncPlaylist(ctx, lib, p) })
+	g.Go(func() error { return sys.Run(ctx) }) // the disk trend's readings
+	g.Go(func() error { return runProgramme(ctx, lib, progStore, prog, log) })
 	g.Go(func() error { return web.Run(ctx, c.Listen) })
+	g.Go(func() error { return upd.Run(ctx) })
 	if agent != nil {
 		g.Go(func() error { return agent.Run(ctx) })
+	}
+	if logFwd != nil {
+		g.Go(func() error { return logFwd.Run(ctx) })
 	}
 	g.Go(func() error { return notifySystemd(ctx, wd.OK, log) })
 	err = g.Wait()
@@ -170,7 +233,7 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	return err
 }
 
-func newBackend(c *config, out player.Output, renditionDir string, log *slog.Logger) (player.Backend, error) {
+func newBackend(c *config, out player.Output, lineOut *lineOutputs, renditionDir string, log *slog.Logger) (player.Backend, error) {
 	switch c.Backend {
 	case "mpd":
 		runDir := os.Getenv("RUNTIME_DIRECTORY") // systemd's tmpfs /run/moh
@@ -189,7 +252,10 @@ func newBackend(c *config, out player.Output, renditionDir string, log *slog.Log
 	default:
 		return player.NewDirect(player.DirectOptions{
 			Logger:   log,
-			OpenSink: func(ctx context.Context) (player.Sink, error) { return player.OpenSink(ctx, out, log) },
+			OpenSink: lineOut.Lines.OpenSink,
+			Outputs:  lineOut.Lines.Statuses,
+			OnTone:   lineOut.onTone,
+			PCMCache: newPCMCache(c, log),
 		}), nil
 	}
 }
@@ -235,11 +301,11 @@ func notifySystemd(ctx context.Context, ok func() bool, log *slog.Logger) error 
 func boxCerts(c *config) map[string]string {
 	certs := map[string]string{}
 	if c.MQTTCert != "" {
-		certs["fleet"] = c.MQTTCert
+		certs["fleet"], _ = fleet.ActivePair(certDir(c), fleet.CertKindFleet, c.MQTTCert, c.MQTTKey)
 	}
-	switch {
-	case c.TLSCert != "":
-		certs["https"] = c.TLSCert
+	switch f, _, _ := httpsPair(c); {
+	case f != "":
+		certs["https"] = f
 	case c.TLS == "auto":
 		certs["https"] = filepath.Join(c.Data, webui.AutoCertFile)
 	}

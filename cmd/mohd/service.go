@@ -43,6 +43,15 @@ ProtectHome=yes
 PrivateTmp=yes
 ReadWritePaths=-/var/lib/moh
 LimitNOFILE=4096
+# Playback first: the audio loop needs about 1 % of a core, but within
+# ~250 ms whatever else runs (an ingest, a fleet update, a login storm).
+# Measured: with both cores saturated, nice 0 lost audio, -10 did not.
+# Ingest tools drop themselves to nice 10 and the idle I/O class. No
+# real-time policy: a Go process cannot give it to one goroutine, and a
+# whole runaway process at real-time priority would lock the box up.
+Nice=-10
+IOSchedulingClass=best-effort
+IOSchedulingPriority=0
 
 [Install]
 WantedBy=multi-user.target

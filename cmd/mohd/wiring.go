@@ -9,6 +9,7 @@ import (
 	"github.com/mohproject/moh/internal/metrics"
 	"github.com/mohproject/moh/internal/status"
 	"github.com/mohproject/moh/internal/sysinfo"
+	"github.com/mohproject/moh/internal/sysupdate"
 	"github.com/mohproject/moh/player"
 	"github.com/mohproject/moh/uploads"
 )
@@ -52,19 +53,6 @@ func playlistFrom(tracks []uploads.Track) []player.Track {
 	return out
 }
 
-// syncPlaylist hands every library change to the player; the library
-// signals within its scan interval, the player applies it without a gap.
-func syncPlaylist(ctx context.Context, lib *uploads.Library, p *player.Player) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-lib.Changes():
-			p.SetPlaylist(playlistFrom(lib.Tracks()))
-		}
-	}
-}
-
 // metricsOptions feeds Prometheus from the player and the library.
 func metricsOptions(p *player.Player, lib *uploads.Library, sys *sysinfo.Reporter, connected func() bool) metrics.Options {
 	return metrics.Options{
@@ -85,6 +73,11 @@ type fleetOps struct {
 	p   *player.Player
 	lib *uploads.Library
 	sys *sysinfo.Reporter
+	upd *sysupdate.Manager // the fleet's `update` command (update.go)
+	// prog is the programme (fleet_programme.go); its zero value has none.
+	prog programmeAPI
+	// streams reports the HTTP streams' listeners (the web server's).
+	streams func() (status.Streams, bool)
 }
 
 // Status is the same document GET /api/v1/status serves, so mohctl shows
@@ -94,6 +87,19 @@ func (o fleetOps) Status() status.Doc {
 	doc := status.Build(o.p, &d, version)
 	if o.sys != nil {
 		doc.System = o.sys.Read()
+		if o.upd != nil {
+			st := o.upd.Status()
+			doc.System.Update = &st
+		}
+	}
+	if o.prog.eng != nil {
+		p := o.prog.Current()
+		doc.Programme = &p
+	}
+	if o.streams != nil {
+		if st, ok := o.streams(); ok {
+			doc.Streams = &st
+		}
 	}
 	return doc
 }
