@@ -13,9 +13,9 @@ DEB_NEEDS := socat:socat mpd:mpd aplay:alsa-utils lame:lame sox:sox \
 	mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium \
 	promtool:prometheus rsyslogd:rsyslog /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so:rsyslog-gnutls \
 	rauc:rauc mksquashfs:squashfs-tools dbus-daemon:dbus-daemon baresip:baresip \
-	openssl:openssl ip:iproute2 unshare:util-linux pulseaudio:pulseaudio parec:pulseaudio-utils
+	openssl:openssl ip:iproute2 unshare:util-linux pulseaudio:pulseaudio parec:pulseaudio-utils curl:curl
 
-.PHONY: all build run test test-go deps lint bench dist clean
+.PHONY: all build run test test-go test-contention deps lint bench dist clean
 
 all: build
 
@@ -49,6 +49,12 @@ test: deps lint test-go
 # Screenshots of the browser test and other artifacts land in artifacts/.
 test-go:
 	MOH_ARTIFACTS=$(CURDIR)/artifacts $(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) test-contention
+
+# Playback under CPU hogs and an ingest, counting underruns and gaps: the
+# product's timing, so without the race detector and alone on the machine.
+test-contention:
+	$(GO) test -count=1 -timeout 10m -run '^TestPlaybackUnderContention$$' -v ./player/
 
 bench: deps
 	./scripts/bench.sh
