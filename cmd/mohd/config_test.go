@@ -201,8 +201,14 @@ func TestMinFreeZeroMeansNoMargin(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%d MiB margin, %d MiB free", tc.minFreeMB, tc.free>>20), func(t *testing.T) {
 			dir := t.TempDir()
-			c := config{Data: dir, Music: filepath.Join(dir, "library"), Output: "null", TargetLUFS: "-18",
-				MaxUploadMB: 200, MaxMinutes: 120, MinFreeMB: tc.minFreeMB, PhoneLevel: -19}
+			// Every other setting at its default, as `mohd run` starts.
+			var c config
+			fs := flag.NewFlagSet("run", flag.ContinueOnError)
+			runFlags(fs, &c)
+			if err := fs.Parse(nil); err != nil {
+				t.Fatal(err)
+			}
+			c.Data, c.Music, c.Output, c.MinFreeMB = dir, filepath.Join(dir, "library"), "null", tc.minFreeMB
 			o, err := libraryOptions(&c, slog.New(slog.DiscardHandler), nil)
 			if err != nil {
 				t.Fatal(err)
