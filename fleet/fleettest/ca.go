@@ -58,18 +58,14 @@ func NewCA(dir string) (*CA, error) {
 	return ca, nil
 }
 
-// Issue signs a certificate for cn (a device id, "operator", or for
-// server=true the broker on 127.0.0.1) and returns its cert and key files.
-func (ca *CA) Issue(cn string, server bool) (certFile, keyFile string, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
+// clientTemplate is a day-long client certificate for cn with the CA's
+// next serial number.
+func (ca *CA) clientTemplate(cn string) *x509.Certificate {
 	ca.mu.Lock()
 	ca.serial++
 	serial := ca.serial
 	ca.mu.Unlock()
-	tmpl := &x509.Certificate{
+	return &x509.Certificate{
 		SerialNumber: big.NewInt(serial),
 		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    time.Now().Add(-time.Hour),
@@ -77,6 +73,16 @@ func (ca *CA) Issue(cn string, server bool) (certFile, keyFile string, err error
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
+}
+
+// Issue signs a certificate for cn (a device id, "operator", or for
+// server=true the broker on 127.0.0.1) and returns its cert and key files.
+func (ca *CA) Issue(cn string, server bool) (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := ca.clientTemplate(cn)
 	if server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
