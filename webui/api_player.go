@@ -10,8 +10,11 @@ import (
 	"github.com/mohproject/moh/player"
 )
 
-// statusDoc is GET /api/v1/status: the one status document, built as the
-// MQTT agent builds it, with the disk from the cache below.
+// StatusDoc is the document GET /api/v1/status serves, built afresh; the
+// fleet link publishes the same one.
+func (s *Server) StatusDoc() status.Doc { return s.statusDoc() }
+
+// statusDoc is GET /api/v1/status: the one status document.
 func (s *Server) statusDoc() status.Doc {
 	d := status.Build(s.opt.Player, s.diskStatus(), s.opt.Version)
 	if s.opt.System != nil {

@@ -96,15 +96,9 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	}
 	store := newStateStore(c.Data, log)
 	var agent *fleet.Agent // set below, before anything asks for status
-	// web is set below too; the agent reads the streams' status through it
-	// once running (its goroutine starts after web is made).
+	// web is set below too; the agent publishes its status document once
+	// running (its goroutine starts after web is made).
 	var web *webui.Server
-	streams := func() (status.Streams, bool) {
-		if web == nil {
-			return status.Streams{}, false
-		}
-		return web.StreamStats()
-	}
 	p := player.New(player.Options{
 		Degraded: func() []string { return degradedParts(lib, agent) },
 		Backend:  backend,
@@ -151,9 +145,15 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 			KeyFile:   c.MQTTKey,
 			DeviceID:  id,
 			Groups:    splitList(c.Groups),
-			Ops:       fleetOps{p: p, lib: lib, sys: sys, upd: upd, prog: programmeAPI{store: progStore, eng: prog}, streams: streams},
-			Logger:    log,
-			TempDir:   c.Data,
+			Ops: fleetOps{p: p, lib: lib, upd: upd, prog: programmeAPI{store: progStore, eng: prog}, doc: func() status.Doc {
+				if web == nil { // not yet: the agent runs after web is made
+					d := lib.Disk()
+					return status.Build(p, &d, version)
+				}
+				return web.StatusDoc()
+			}},
+			Logger:  log,
+			TempDir: c.Data,
 			// rotated pairs (mohctl cert rotate) live in the data dir
 			// and win over --mqtt-cert/--mqtt-key
 			CertDir: certDir(c),

@@ -72,37 +72,16 @@ func metricsOptions(p *player.Player, lib *uploads.Library, sys *sysinfo.Reporte
 type fleetOps struct {
 	p   *player.Player
 	lib *uploads.Library
-	sys *sysinfo.Reporter
 	upd *sysupdate.Manager // the fleet's `update` command (update.go)
 	// prog is the programme (fleet_programme.go); its zero value has none.
 	prog programmeAPI
-	// streams reports the HTTP streams' listeners (the web server's).
-	streams func() (status.Streams, bool)
+	// doc builds the status document (the web server's StatusDoc).
+	doc func() status.Doc
 }
 
-// Status is the same document GET /api/v1/status serves, so mohctl shows
-// the disk and version whichever way it reaches the box.
-func (o fleetOps) Status() status.Doc {
-	d := o.lib.Disk()
-	doc := status.Build(o.p, &d, version)
-	if o.sys != nil {
-		doc.System = o.sys.Read()
-		if o.upd != nil {
-			st := o.upd.Status()
-			doc.System.Update = &st
-		}
-	}
-	if o.prog.eng != nil {
-		p := o.prog.Current()
-		doc.Programme = &p
-	}
-	if o.streams != nil {
-		if st, ok := o.streams(); ok {
-			doc.Streams = &st
-		}
-	}
-	return doc
-}
+// Status is the document GET /api/v1/status serves (the web server builds
+// it), so mohctl sees the same whichever way it reaches the box.
+func (o fleetOps) Status() status.Doc { return o.doc() }
 
 func (o fleetOps) Tracks() any                  { return o.lib.Tracks() }
 func (o fleetOps) Play() error                  { return o.p.Play() }
