@@ -60,8 +60,8 @@ func TestPlaybackUnderContention(t *testing.T) {
 	}
 	if raceOn {
 		// Underruns of a race-instrumented decoder say nothing about the
-		// box; make test runs this test again in a pass of its own without
-		// -race (test-contention), alone on the machine.
+		// box; `make test-contention` and make bench run it without -race,
+		// alone on the machine.
 		t.Skip("measured without the race detector: make test-contention")
 	}
 	secs := 60
