@@ -66,15 +66,9 @@ type Converter struct {
 	resyncs  atomic.Uint64 // timeline re-anchors after a stall
 
 	// idle is set while Run waits for the hub's first receiver: Write
-	// then only copies the line PCM into recent (the last second and a
-	// bit), so a box that plays to its sound card alone pays a memcpy for
-	// the telephone signal, and the first listener still hears music at
-	// once: the wake-up resamples recent into the FIFO's prefill.
-	idle   atomic.Bool
-	recent [recentBytes]byte // ring of line PCM, under wmu
-	rHead  int               // index of the oldest byte
-	rN     int               // bytes held
-	rTotal uint64            // bytes ever put in (frame alignment)
+	// then drops the PCM at once, so a box that only plays to its sound
+	// card pays nothing for the telephone signal.
+	idle atomic.Bool
 
 	sh *shaper // the pacer's goroutine only
 }
@@ -126,57 +120,11 @@ func (c *Converter) Hub() *Hub { return c.hub }
 // pacer for longer than a copy into the FIFO, and it always takes all of
 // p (the line-out must not wait for the phones).
 func (c *Converter) Write(p []byte) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if c.idle.Load() {
-		c.keepRecent(p)
 		return
 	}
-	c.write(p)
-}
-
-// recentBytes is the line PCM kept while idle: 1.2 s, more than the
-// FIFO's prefill, in whole stereo frames.
-const recentBytes = 44100 * 4 * 12 / 10
-
-// keepRecent appends p to the recent ring, dropping the oldest bytes.
-func (c *Converter) keepRecent(p []byte) {
-	if len(p) > recentBytes {
-		c.rTotal += uint64(len(p) - recentBytes)
-		p = p[len(p)-recentBytes:]
-	}
-	for len(p) > 0 {
-		tail := (c.rHead + c.rN) % recentBytes
-		k := copy(c.recent[tail:min(recentBytes, tail+len(p))], p)
-		if free := recentBytes - c.rN; k > free {
-			c.rHead = (c.rHead + k - free) % recentBytes
-			c.rN = recentBytes - k
-		}
-		c.rN += k
-		c.rTotal += uint64(k)
-		p = p[k:]
-	}
-}
-
-// replayRecent feeds the recent ring through the converter, from its
-// first whole stereo frame, and empties it; the caller holds wmu.
-func (c *Converter) replayRecent() {
-	c.npart = 0
-	skip := int((4 - (c.rTotal-uint64(c.rN))%4) % 4)
-	skip = min(skip, c.rN)
-	c.rHead = (c.rHead + skip) % recentBytes
-	c.rN -= skip
-	for c.rN > 0 {
-		k := min(c.rN, recentBytes-c.rHead)
-		c.write(c.recent[c.rHead : c.rHead+k])
-		c.rHead = (c.rHead + k) % recentBytes
-		c.rN -= k
-	}
-	c.rHead = 0
-}
-
-// write converts p into the FIFO; the caller holds wmu.
-func (c *Converter) write(p []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if c.npart > 0 {
 		k := copy(c.partial[c.npart:], p)
 		c.npart += k
@@ -276,31 +224,18 @@ func (c *Converter) Run(ctx context.Context) error {
 			// Nobody listens: no frames, no resampling, no wake-ups
 			// until a stream, a call or a sender arrives; then the
 			// FIFO fills for a second and the music starts.
-			c.wmu.Lock() // a Write under way finishes first
 			c.idle.Store(true)
-			// The idle bytes continue the line stream where the FIFO
-			// and the partial frame left it: a listener arriving soon
-			// after the last one left hears it continue seamlessly.
-			c.rHead, c.rN, c.rTotal = 0, 0, uint64(c.npart)
-			base := c.rTotal
+			c.wmu.Lock() // a Write under way finishes first
+			c.mu.Lock()
+			c.head, c.n, c.streaming = 0, 0, false
+			c.mu.Unlock()
 			c.wmu.Unlock()
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-c.hub.Wake():
 			}
-			c.wmu.Lock()
-			if c.rTotal-uint64(c.rN) > base {
-				// The ring dropped music: what the FIFO holds is older
-				// than what follows. Start afresh from the ring.
-				c.mu.Lock()
-				c.head, c.n, c.streaming = 0, 0, false
-				c.mu.Unlock()
-			}
-			c.replayRecent() // the last second of music: no silent start
 			c.idle.Store(false)
-			c.wmu.Unlock()
-			c.warmUp(&in)
 			clk.restart()
 			n, last = 0, nil
 			continue
@@ -327,28 +262,6 @@ func (c *Converter) Run(ctx context.Context) error {
 		n++
 	}
 	return nil
-}
-
-// warmFrames is how much of the replayed music the filters and the level
-// stage see before the first frame goes out: their start from rest (the
-// resampler's and high-pass's transient, the first level reading) stays
-// out of the stream.
-const warmFrames = 10
-
-// warmUp shapes and discards up to warmFrames frames from the FIFO,
-// keeping at least the prefill.
-func (c *Converter) warmUp(in *[FrameSamples]float32) {
-	var scratch Frame
-	for range warmFrames {
-		c.mu.Lock()
-		if c.n < fifoPrefill+FrameSamples {
-			c.mu.Unlock()
-			return
-		}
-		c.pop(in[:])
-		c.mu.Unlock()
-		c.sh.frame(in, &scratch)
-	}
 }
 
 // next makes the next frame: the tone, the music from the FIFO, a

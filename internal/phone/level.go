@@ -116,7 +116,6 @@ func (s *shaper) frame(in *[FrameSamples]float32, f *Frame) {
 		peak = max(peak, math.Abs(y))
 	}
 	pow /= FrameSamples
-	first := s.power == 0 // no music levelled yet: nothing to ramp from
 	if pow >= s.gateRMS*s.gateRMS {
 		// A running mean over the first frames, then the exponential
 		// average: the level is right within a second of the music
@@ -132,11 +131,6 @@ func (s *shaper) frame(in *[FrameSamples]float32, f *Frame) {
 	if s.power > 0 {
 		want = s.target / math.Sqrt(s.power)
 		want = min(max(want, dbToGain(minGainDB)), dbToGain(maxGainDB))
-		if first {
-			// The first music frame starts at its gain: a ramp from
-			// unity would put a level step at the head of the stream.
-			s.gain = want
-		}
 	}
 	// The limiter: this frame's peak must stay under limitPeak. If even
 	// the gain it starts with would clip, it drops at once rather than
