@@ -65,11 +65,6 @@ type Converter struct {
 	overflow atomic.Uint64 // samples lost to a full FIFO (pacer not keeping up)
 	resyncs  atomic.Uint64 // timeline re-anchors after a stall
 
-	// idle is set while Run waits for the hub's first receiver: Write
-	// then drops the PCM at once, so a box that only plays to its sound
-	// card pays nothing for the telephone signal.
-	idle atomic.Bool
-
 	sh *shaper // the pacer's goroutine only
 }
 
@@ -120,9 +115,6 @@ func (c *Converter) Hub() *Hub { return c.hub }
 // pacer for longer than a copy into the FIFO, and it always takes all of
 // p (the line-out must not wait for the phones).
 func (c *Converter) Write(p []byte) {
-	if c.idle.Load() {
-		return
-	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.npart > 0 {
@@ -220,26 +212,6 @@ func (c *Converter) Run(ctx context.Context) error {
 	var in [FrameSamples]float32
 	var last *Frame
 	for ctx.Err() == nil {
-		if c.hub.Idle() {
-			// Nobody listens: no frames, no resampling, no wake-ups
-			// until a stream, a call or a sender arrives; then the
-			// FIFO fills for a second and the music starts.
-			c.idle.Store(true)
-			c.wmu.Lock() // a Write under way finishes first
-			c.mu.Lock()
-			c.head, c.n, c.streaming = 0, 0, false
-			c.mu.Unlock()
-			c.wmu.Unlock()
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-c.hub.Wake():
-			}
-			c.idle.Store(false)
-			clk.restart()
-			n, last = 0, nil
-			continue
-		}
 		due := n * int64(FrameDuration)
 		if late := clk.since() - due; late > int64(resync) {
 			clk.restart()

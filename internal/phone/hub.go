@@ -41,38 +41,13 @@ type Hub struct {
 	subs map[*Sub]struct{}
 	taps map[*tap]struct{}
 	seq  uint64
-	// receivers counts subs and taps, read without the lock on the
-	// line-out's path; wake is signalled when the first one arrives.
-	receivers atomic.Int32
-	wake      chan struct{}
 }
 
 // tap is a receiver Publish calls in its own goroutine (Attach).
 type tap struct{ fn func(*Frame) }
 
 // NewHub returns a hub with no subscribers.
-func NewHub() *Hub {
-	return &Hub{subs: make(map[*Sub]struct{}), taps: make(map[*tap]struct{}), wake: make(chan struct{}, 1)}
-}
-
-// Idle reports whether nobody receives frames: the converter then does no
-// work at all, so a box playing only to its sound card pays nothing for
-// the telephone signal.
-func (h *Hub) Idle() bool { return h.receivers.Load() == 0 }
-
-// Wake is signalled when a receiver arrives at an idle hub.
-func (h *Hub) Wake() <-chan struct{} { return h.wake }
-
-// recount updates receivers; the caller holds mu.
-func (h *Hub) recount() {
-	was := h.receivers.Swap(int32(len(h.subs) + len(h.taps)))
-	if was == 0 && len(h.subs)+len(h.taps) > 0 {
-		select {
-		case h.wake <- struct{}{}:
-		default:
-		}
-	}
-}
+func NewHub() *Hub { return &Hub{subs: make(map[*Sub]struct{}), taps: make(map[*tap]struct{})} }
 
 // Attach calls fn with every frame published from now on, in the
 // publisher's goroutine, before Publish returns; detach stops it (after
@@ -84,12 +59,10 @@ func (h *Hub) Attach(fn func(*Frame)) (detach func()) {
 	t := &tap{fn: fn}
 	h.mu.Lock()
 	h.taps[t] = struct{}{}
-	h.recount()
 	h.mu.Unlock()
 	return func() {
 		h.mu.Lock()
 		delete(h.taps, t)
-		h.recount()
 		h.mu.Unlock()
 	}
 }
@@ -122,7 +95,6 @@ func (h *Hub) Subscribe(name string, depth int) *Sub {
 	s := &Sub{Name: name, c: make(chan *Frame, depth), hub: h}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
-	h.recount()
 	h.mu.Unlock()
 	return s
 }
@@ -161,7 +133,6 @@ func (s *Sub) Close() {
 	s.once.Do(func() {
 		s.hub.mu.Lock()
 		delete(s.hub.subs, s)
-		s.hub.recount()
 		close(s.c)
 		s.hub.mu.Unlock()
 	})
