@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,15 +16,12 @@ import (
 
 	"github.com/mohproject/moh/internal/atomicfile"
 	"github.com/mohproject/moh/internal/capool"
+	"github.com/mohproject/moh/internal/httpsonly"
 )
 
 // errChecksum means a downloaded track did not hash to the sha256 the
 // command promised; the file never reaches the library.
 var errChecksum = errors.New("sha256 mismatch")
-
-// errInsecureRedirect means an https download was redirected to a
-// non-https URL; the redirect is not followed.
-var errInsecureRedirect = errors.New("only https:// URLs are accepted")
 
 // fetchTimeout bounds one add_track download, however slow the link.
 const fetchTimeout = 10 * time.Minute
@@ -36,36 +32,7 @@ const fetchTimeout = 10 * time.Minute
 // and a box that trusted only the OS store would refuse it with "unknown
 // authority" while a public file server kept working.
 func fetchClient(caFile string) (*http.Client, error) {
-	pool, err := capool.WithSystem(caFile) // no OS store: the fleet CA alone
-	if err != nil {
-		return nil, err
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-	return &http.Client{Transport: tr, Timeout: fetchTimeout}, nil
-}
-
-// httpsOnly returns a copy of client that refuses to follow a redirect to
-// anything but https: the sha256 still guards the content, but a
-// downgrade would tell anyone on the path what the box fetches and let
-// them hold or fake the answer. Other redirect rules of client still
-// apply.
-func httpsOnly(client *http.Client) *http.Client {
-	c := *client
-	next := client.CheckRedirect
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if req.URL.Scheme != "https" {
-			return fmt.Errorf("redirect to %s refused: %w", req.URL.Redacted(), errInsecureRedirect)
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		if len(via) >= 10 { // net/http's own default
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	}
-	return &c
+	return capool.HTTPClient(caFile, fetchTimeout) // no OS store: the fleet CA alone
 }
 
 // fetchVerified downloads rawURL (https only) into a temp file in dir,
@@ -89,7 +56,7 @@ func fetchVerified(ctx context.Context, client *http.Client, rawURL, wantHex, di
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
 	}
-	resp, err := httpsOnly(client).Do(req)
+	resp, err := httpsonly.Client(client).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("download: %w", err)
 	}

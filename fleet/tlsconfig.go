@@ -12,13 +12,9 @@ import (
 // proves who it is with certFile/keyFile. An empty caFile uses the system
 // roots; empty cert and key send no client certificate.
 func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pool, err := capool.Load(caFile)
-		if err != nil {
-			return nil, err
-		}
-		cfg.RootCAs = pool
+	cfg, err := capool.ClientConfig(caFile)
+	if err != nil {
+		return nil, err
 	}
 	if (certFile == "") != (keyFile == "") {
 		return nil, fmt.Errorf("client certificate and key must be given together")

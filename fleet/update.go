@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"errors"
 
 	"github.com/mohproject/moh/internal/sysupdate"
 )
@@ -18,9 +17,9 @@ type UpdateOps interface {
 
 // Reply codes of OpUpdate, the same as the HTTP API's.
 const (
-	CodeUpdateOff     = "update_off"
-	CodeUpdateRunning = "update_running"
-	CodeDiskFull      = "disk_full"
+	CodeUpdateOff     = sysupdate.CodeOff
+	CodeUpdateRunning = sysupdate.CodeRunning
+	CodeDiskFull      = sysupdate.CodeDiskFull
 )
 
 // update runs OpUpdate. The reply comes once the bundle is verified (or
@@ -44,25 +43,8 @@ func (m *commander) update(ctx context.Context, cmd Command) Reply {
 }
 
 func updateFailure(err error) Reply {
-	var (
-		ref *sysupdate.Refused
-		bad *sysupdate.BadRequest
-		ns  *sysupdate.NoSpace
-		dl  *sysupdate.DownloadError
-	)
-	switch {
-	case errors.As(err, &ref):
-		return fail(ref.Code, ref.Reason+"; nothing was installed")
-	case errors.As(err, &bad):
-		return fail(CodeBadRequest, bad.Reason)
-	case errors.Is(err, sysupdate.ErrBusy):
-		return fail(CodeUpdateRunning, err.Error())
-	case errors.Is(err, sysupdate.ErrOff):
-		return fail(CodeUpdateOff, err.Error())
-	case errors.As(err, &ns):
-		return fail(CodeDiskFull, ns.Error())
-	case errors.As(err, &dl):
-		return fail(CodeDownload, dl.Error())
+	if code, msg, ok := sysupdate.Explain(err); ok {
+		return fail(code, msg)
 	}
 	return fail(CodeFailed, err.Error())
 }

@@ -148,28 +148,27 @@ func (s *Server) uploadBundle(w http.ResponseWriter, r *http.Request, u Updater)
 // updateError maps the updater's refusals to the API's statuses; what
 // is left is the box's own failure.
 func updateError(err error) error {
-	var (
-		ref *sysupdate.Refused
-		bad *sysupdate.BadRequest
-		ns  *sysupdate.NoSpace
-		dl  *sysupdate.DownloadError
-		br  *bodyReadError
-	)
-	switch {
-	case errors.As(err, &ref):
-		return errorf(http.StatusUnprocessableEntity, ref.Code, ref.Reason+"; nothing was installed")
-	case errors.As(err, &bad):
-		return errorf(http.StatusBadRequest, "bad_request", bad.Reason)
-	case errors.Is(err, sysupdate.ErrBusy):
-		return errorf(http.StatusConflict, "update_running", err.Error())
-	case errors.Is(err, sysupdate.ErrOff):
-		return errorf(http.StatusConflict, "update_off", err.Error())
-	case errors.As(err, &ns):
-		return errorf(http.StatusInsufficientStorage, "disk_full", ns.Error()+"; nothing was written")
-	case errors.As(err, &dl):
-		return errorf(http.StatusBadGateway, "download_failed", dl.Error())
-	case errors.As(err, &br):
+	if code, msg, ok := sysupdate.Explain(err); ok {
+		return errorf(updateStatus(code), code, msg)
+	}
+	var br *bodyReadError
+	if errors.As(err, &br) {
 		return formError(br.err)
 	}
 	return err
+}
+
+// updateStatus is the HTTP status of an update error code.
+func updateStatus(code string) int {
+	switch code {
+	case sysupdate.CodeBadRequest:
+		return http.StatusBadRequest
+	case sysupdate.CodeRunning, sysupdate.CodeOff:
+		return http.StatusConflict
+	case sysupdate.CodeDiskFull:
+		return http.StatusInsufficientStorage
+	case sysupdate.CodeDownload:
+		return http.StatusBadGateway
+	}
+	return http.StatusUnprocessableEntity // a bundle refused (Refused.Code)
 }

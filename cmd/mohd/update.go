@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -83,13 +81,11 @@ func newUpdater(c *config, log *slog.Logger, events *player.EventLog, p *player.
 		o.Runner = sysupdate.Rauc{Bin: c.Update.RaucBin}
 		// Bundles come from the company's file server, which the fleet
 		// CA usually signs, or from a public one.
-		pool, err := capool.WithSystem(c.MQTTCA)
+		client, err := capool.HTTPClient(c.MQTTCA, 30*time.Minute)
 		if err != nil {
 			return nil, fmt.Errorf("update: %w", err)
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-		o.Client = &http.Client{Transport: tr, Timeout: 30 * time.Minute}
+		o.Client = client
 	}
 	return sysupdate.New(o)
 }

@@ -1,6 +1,7 @@
 // Package capool loads the PEM CA certificates moh is told to trust (the
-// fleet CA, a company CA) into a certificate pool: one place for the
-// file's errors, used by the fleet link, the box's fetches, mohctl and the
+// fleet CA, a company CA) into a certificate pool, and builds the TLS and
+// HTTP clients that trust them: one place for the file's errors and the
+// TLS floor, used by the fleet link, the box's fetches, mohctl and the
 // remote checks.
 package capool
 

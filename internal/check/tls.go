@@ -2,7 +2,6 @@ package check
 
 import (
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -27,13 +26,9 @@ func TLSClient(caFile, pinSHA256 string) (*http.Client, error) {
 	if caFile == "" && pinSHA256 == "" {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pool, err := capool.Load(caFile)
-		if err != nil {
-			return nil, err
-		}
-		cfg.RootCAs = pool
+	cfg, err := capool.ClientConfig(caFile)
+	if err != nil {
+		return nil, err
 	}
 	if pinSHA256 != "" {
 		want, err := parseFingerprint(pinSHA256)

@@ -47,3 +47,40 @@ type DownloadError struct{ Err error }
 func (e *DownloadError) Error() string { return "download: " + e.Err.Error() }
 
 func (e *DownloadError) Unwrap() error { return e.Err }
+
+// Error codes of an update that did not start, the same over the HTTP API
+// and the fleet link (a refused bundle carries its own Refused.Code).
+const (
+	CodeBadRequest = "bad_request"
+	CodeRunning    = "update_running"
+	CodeOff        = "update_off"
+	CodeDiskFull   = "disk_full"
+	CodeDownload   = "download_failed"
+)
+
+// Explain says why an update did not start, for whoever asked: the error
+// code and the sentence a person reads. ok is false for the box's own
+// failure, which has no code here; the caller reports it as its own.
+func Explain(err error) (code, message string, ok bool) {
+	var (
+		ref *Refused
+		bad *BadRequest
+		ns  *NoSpace
+		dl  *DownloadError
+	)
+	switch {
+	case errors.As(err, &ref):
+		return ref.Code, ref.Reason + "; nothing was installed", true
+	case errors.As(err, &bad):
+		return CodeBadRequest, bad.Reason, true
+	case errors.Is(err, ErrBusy):
+		return CodeRunning, err.Error(), true
+	case errors.Is(err, ErrOff):
+		return CodeOff, err.Error(), true
+	case errors.As(err, &ns):
+		return CodeDiskFull, ns.Error() + "; nothing was written", true
+	case errors.As(err, &dl):
+		return CodeDownload, dl.Error(), true
+	}
+	return "", "", false
+}
