@@ -1,6 +1,10 @@
 package uploads
 
-import "math"
+import (
+	"math"
+
+	"github.com/mohproject/moh/internal/kaiser"
+)
 
 // truePeak estimates the inter-sample peak of one channel by oversampling
 // (BS.1770-4 Annex 2): 4x below 96 kHz, 2x below 192 kHz, none above, with a
@@ -22,30 +26,18 @@ func tpFilter(factor int) (ph [4][tpTaps]float64) {
 	c := float64(n-1) / 2
 	// Kaiser window, beta 7: flat to 0.1 dB up to 15 kHz at 44.1 kHz,
 	// ample for a peak meter.
-	const beta = 7.0
-	i0b := besselI0(beta)
+	w := kaiser.Window(n, 7)
 	for i := 0; i < n; i++ {
 		t := (float64(i) - c) / float64(factor)
 		s := 1.0
 		if t != 0 {
 			s = math.Sin(math.Pi*t) / (math.Pi * t)
 		}
-		r := (float64(i) - c) / c
-		w := besselI0(beta*math.Sqrt(max(0, 1-r*r))) / i0b
 		// Tap i of phase i%factor applies to the sample i/factor steps
 		// back; store oldest first to match the history window.
-		ph[i%factor][tpTaps-1-i/factor] = s * w
+		ph[i%factor][tpTaps-1-i/factor] = s * w[i]
 	}
 	return ph
-}
-
-func besselI0(x float64) float64 {
-	sum, term := 1.0, 1.0
-	for k := 1; k < 50; k++ {
-		term *= (x / 2) / float64(k)
-		sum += term * term
-	}
-	return sum
 }
 
 func newTruePeak(rate int) truePeak {

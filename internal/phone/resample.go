@@ -1,6 +1,10 @@
 package phone
 
-import "math"
+import (
+	"math"
+
+	"github.com/mohproject/moh/internal/kaiser"
+)
 
 // The line's PCM rate and the rational step to the telephone rate:
 // 8000/44100 = 80/441.
@@ -32,8 +36,7 @@ func designPolyphase() [upL][resampTaps]float32 {
 	n := upL * resampTaps
 	centre := float64(n-1) / 2
 	fc := resampCutoff / float64(InputRate*upL) // cycles per upsampled sample
-	i0b := besselI0(resampBeta)
-	h := make([]float64, n)
+	h := kaiser.Window(n, resampBeta)
 	sum := 0.0
 	for i := range h {
 		x := float64(i) - centre
@@ -41,9 +44,7 @@ func designPolyphase() [upL][resampTaps]float32 {
 		if x != 0 {
 			s = math.Sin(2*math.Pi*fc*x) / (math.Pi * x)
 		}
-		r := 2*float64(i)/float64(n-1) - 1
-		w := besselI0(resampBeta*math.Sqrt(max(0, 1-r*r))) / i0b
-		h[i] = s * w
+		h[i] *= s
 		sum += h[i]
 	}
 	// Unit gain at DC after zero-stuffing by L: each branch sums to ~1.
@@ -54,20 +55,6 @@ func designPolyphase() [upL][resampTaps]float32 {
 		}
 	}
 	return out
-}
-
-// besselI0 is the modified Bessel function of the first kind, order 0,
-// for the Kaiser window.
-func besselI0(x float64) float64 {
-	sum, term := 1.0, 1.0
-	for k := 1; k < 60; k++ {
-		term *= (x / 2) / float64(k)
-		sum += term * term
-		if term*term < sum*1e-17 {
-			break
-		}
-	}
-	return sum
 }
 
 // Resampler turns 44.1 kHz mono samples into 8 kHz ones, streaming: input
