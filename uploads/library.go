@@ -245,11 +245,7 @@ func (l *Library) reconcile() error {
 }
 
 func (l *Library) writeIndex(tracks []Track) error {
-	b, err := json.MarshalIndent(indexFile{Version: 1, Tracks: tracks}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode index: %w", err)
-	}
-	if err := atomicfile.WriteFile(l.index, append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteJSON(l.index, indexFile{Version: 1, Tracks: tracks}, 0o644); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
 	return nil

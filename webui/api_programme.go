@@ -31,6 +31,20 @@ func (s *Server) programme(w http.ResponseWriter, r *http.Request) (*programme.S
 	return s.opt.Programme.Store(), true
 }
 
+// programmeBody starts a programme change: the store, and the request's
+// JSON body decoded into v. false means the refusal has been written.
+func (s *Server) programmeBody(w http.ResponseWriter, r *http.Request, v any) (*programme.Store, bool) {
+	st, ok := s.programme(w, r)
+	if !ok {
+		return nil, false
+	}
+	if err := decodeJSON(w, r, v); err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	return st, true
+}
+
 // programmeError maps a refused programme change onto the API's error
 // shape; anything else (a failed save) goes through statusFor.
 func programmeError(err error) error {
@@ -68,13 +82,9 @@ func (s *Server) listPlaylists(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createPlaylist(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.programme(w, r)
-	if !ok {
-		return
-	}
 	var p programme.Playlist
-	if err := decodeJSON(w, r, &p); err != nil {
-		s.writeError(w, r, err)
+	st, ok := s.programmeBody(w, r, &p)
+	if !ok {
 		return
 	}
 	if err := st.PutPlaylist(p, true); err != nil {
@@ -101,14 +111,10 @@ func (s *Server) getPlaylist(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putPlaylist(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.programme(w, r)
-	if !ok {
-		return
-	}
 	name := chi.URLParam(r, "name")
 	var p programme.Playlist
-	if err := decodeJSON(w, r, &p); err != nil {
-		s.writeError(w, r, err)
+	st, ok := s.programmeBody(w, r, &p)
+	if !ok {
 		return
 	}
 	if p.Name == "" {
@@ -150,13 +156,9 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putSchedule(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.programme(w, r)
-	if !ok {
-		return
-	}
 	var sc programme.Schedule
-	if err := decodeJSON(w, r, &sc); err != nil {
-		s.writeError(w, r, err)
+	st, ok := s.programmeBody(w, r, &sc)
+	if !ok {
 		return
 	}
 	if err := st.PutSchedule(sc); err != nil {
@@ -181,13 +183,9 @@ func (s *Server) getOverride(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putOverride(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.programme(w, r)
-	if !ok {
-		return
-	}
 	var o programme.Override
-	if err := decodeJSON(w, r, &o); err != nil {
-		s.writeError(w, r, err)
+	st, ok := s.programmeBody(w, r, &o)
+	if !ok {
 		return
 	}
 	now := s.clock()

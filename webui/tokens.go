@@ -150,11 +150,7 @@ func updateTokens(dataDir string, change func(*tokenFile) error) error {
 		if f.Tokens == nil {
 			f.Tokens = []storedToken{}
 		}
-		b, err := json.MarshalIndent(f, "", "  ")
-		if err != nil {
-			return fmt.Errorf("encode tokens: %w", err)
-		}
-		if err := atomicfile.WriteFile(filepath.Join(dataDir, TokensFile), append(b, '\n'), 0o600); err != nil {
+		if err := atomicfile.WriteJSON(filepath.Join(dataDir, TokensFile), f, 0o600); err != nil {
 			return fmt.Errorf("store tokens: %w", err)
 		}
 		return nil

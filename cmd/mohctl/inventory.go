@@ -136,9 +136,5 @@ func (inv *Inventory) Save() error {
 	if inv.path == "" {
 		return errors.New("inventory has no path")
 	}
-	b, err := json.MarshalIndent(inv, "", "  ")
-	if err != nil {
-		return fmt.Errorf("marshal inventory: %w", err)
-	}
-	return atomicfile.WriteFile(inv.path, append(b, '\n'), 0o600)
+	return atomicfile.WriteJSON(inv.path, inv, 0o600)
 }

@@ -53,14 +53,14 @@ func Open(dir string, libraryOrder []string, known func(id string) bool) (*Store
 		schedule:  Schedule{Timezone: DefaultTimezone, Default: DefaultPlaylist, Rules: []Rule{}, Exceptions: []Exception{}},
 	}
 	var lists []Playlist
-	switch err := readJSON(filepath.Join(dir, PlaylistsFile), &lists); {
-	case errors.Is(err, fs.ErrNotExist):
+	switch found, err := readOptional(filepath.Join(dir, PlaylistsFile), &lists); {
+	case err != nil:
+		return nil, err
+	case !found:
 		lists = []Playlist{{Name: DefaultPlaylist, Tracks: append([]string{}, libraryOrder...)}}
 		if err := s.writeJSON(PlaylistsFile, lists); err != nil {
 			return nil, fmt.Errorf("migrate the library order to the playlist %q: %w", DefaultPlaylist, err)
 		}
-	case err != nil:
-		return nil, err
 	}
 	for _, p := range lists {
 		if p.Tracks == nil {
@@ -72,22 +72,20 @@ func Open(dir string, libraryOrder []string, known func(id string) bool) (*Store
 		s.playlists[DefaultPlaylist] = Playlist{Name: DefaultPlaylist, Tracks: append([]string{}, libraryOrder...)}
 	}
 	var sched Schedule
-	switch err := readJSON(filepath.Join(dir, ScheduleFile), &sched); {
-	case errors.Is(err, fs.ErrNotExist):
+	switch found, err := readOptional(filepath.Join(dir, ScheduleFile), &sched); {
 	case err != nil:
 		return nil, err
-	default:
+	case found:
 		if _, err := compile(sched); err != nil {
 			return nil, fmt.Errorf("%s: %w", ScheduleFile, err)
 		}
 		s.schedule = normalise(sched)
 	}
 	var o Override
-	switch err := readJSON(filepath.Join(dir, OverrideFile), &o); {
-	case errors.Is(err, fs.ErrNotExist):
+	switch found, err := readOptional(filepath.Join(dir, OverrideFile), &o); {
 	case err != nil:
 		return nil, err
-	default:
+	case found:
 		s.override = &o
 	}
 	return s, nil
@@ -108,23 +106,25 @@ func normalise(s Schedule) Schedule {
 	return s
 }
 
-func readJSON(path string, v any) error {
+// readOptional reads a state file that need not exist: none is there
+// before the admin first sets it (or, for the playlists, before the
+// migration), which is found = false and no error.
+func readOptional(path string, v any) (found bool, err error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return false, fmt.Errorf("read %s: %w", path, err)
 	}
-	return nil
+	return true, nil
 }
 
 func (s *Store) writeJSON(name string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(s.dir, name), append(b, '\n'), 0o640)
+	return atomicfile.WriteJSON(filepath.Join(s.dir, name), v, 0o640)
 }
 
 // Changes is signalled after every change the engine must apply.

@@ -89,9 +89,5 @@ func loadState(dir string) (State, error) {
 }
 
 func saveState(dir string, s State) error {
-	raw, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, stateFile), append(raw, '\n'), 0o640)
+	return atomicfile.WriteJSON(filepath.Join(dir, stateFile), s, 0o640)
 }
