@@ -120,11 +120,16 @@ type event struct {
 }
 
 func (a *api) events(ctx context.Context) ([]event, error) {
+	return getList[event](ctx, a, "/api/v1/events?n=1000", "events")
+}
+
+// getList reads a list the API serves at path, under key (decodeList).
+func getList[T any](ctx context.Context, a *api, path, key string) ([]T, error) {
 	var raw json.RawMessage
-	if err := a.do(ctx, http.MethodGet, "/api/v1/events?n=1000", nil, "", &raw); err != nil {
+	if err := a.do(ctx, http.MethodGet, path, nil, "", &raw); err != nil {
 		return nil, err
 	}
-	return decodeList[event](raw, "events")
+	return decodeList[T](raw, key)
 }
 
 // decodeList accepts a bare array or an object holding it under key.
@@ -149,11 +154,7 @@ type track struct {
 }
 
 func (a *api) tracks(ctx context.Context) ([]track, error) {
-	var raw json.RawMessage
-	if err := a.do(ctx, http.MethodGet, "/api/v1/tracks", nil, "", &raw); err != nil {
-		return nil, err
-	}
-	return decodeList[track](raw, "tracks")
+	return getList[track](ctx, a, "/api/v1/tracks", "tracks")
 }
 
 // upload streams file as multipart field "file" without holding it in
@@ -228,11 +229,7 @@ func (a *api) createToken(ctx context.Context, scope, name string) (tokenInfo, e
 }
 
 func (a *api) listTokens(ctx context.Context) ([]tokenInfo, error) {
-	var raw json.RawMessage
-	if err := a.do(ctx, http.MethodGet, "/api/v1/tokens", nil, "", &raw); err != nil {
-		return nil, err
-	}
-	return decodeList[tokenInfo](raw, "tokens")
+	return getList[tokenInfo](ctx, a, "/api/v1/tokens", "tokens")
 }
 
 func (a *api) revokeToken(ctx context.Context, id string) error {

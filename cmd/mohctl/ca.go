@@ -91,11 +91,10 @@ func (s *caSignCmd) run(ctx context.Context, c *cli) (int, error) {
 	if s.Kind == fleet.CertKindHTTPS && len(s.Host) == 0 {
 		return exitUsage, fmt.Errorf("%w: --kind https needs --host with the name(s) the box is reached by", errUsage)
 	}
-	ca, err := fleetca.Open(s.CADir)
+	ca, err := c.openCA(s.CADir)
 	if err != nil {
 		return exitFailed, err
 	}
-	ca.Now = c.now
 	var res []outcome
 	for _, f := range s.CSR {
 		dev := s.Device
@@ -142,11 +141,10 @@ type caRevokeCmd struct {
 }
 
 func (r *caRevokeCmd) run(ctx context.Context, c *cli) (int, error) {
-	ca, err := fleetca.Open(r.CADir)
+	ca, err := c.openCA(r.CADir)
 	if err != nil {
 		return exitFailed, err
 	}
-	ca.Now = c.now
 	var serials []*big.Int
 	for _, w := range r.What {
 		s, err := revokeTarget(ca, w)
@@ -181,4 +179,15 @@ func revokeTarget(ca *fleetca.CA, w string) (*big.Int, error) {
 		return cert.SerialNumber, nil
 	}
 	return fleetca.ParseSerial(w)
+}
+
+// openCA opens the fleet CA in dir on the command's clock, so what it
+// signs and revokes is dated by c.now (a fixed time in tests).
+func (c *cli) openCA(dir string) (*fleetca.CA, error) {
+	ca, err := fleetca.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	ca.Now = c.now
+	return ca, nil
 }

@@ -57,10 +57,9 @@ func (r *certRotateCmd) run(ctx context.Context, c *cli) (int, error) {
 	var ca *fleetca.CA
 	if r.CADir != "" {
 		var err error
-		if ca, err = fleetca.Open(r.CADir); err != nil {
+		if ca, err = c.openCA(r.CADir); err != nil {
 			return exitFailed, err
 		}
-		ca.Now = c.now
 	} else if err := os.MkdirAll(r.CSROut, 0o700); err != nil {
 		return exitFailed, err
 	}
@@ -111,10 +110,9 @@ func (i *certInstallCmd) run(ctx context.Context, c *cli) (int, error) {
 	var ca *fleetca.CA
 	if i.CADir != "" {
 		var err error
-		if ca, err = fleetca.Open(i.CADir); err != nil {
+		if ca, err = c.openCA(i.CADir); err != nil {
 			return exitFailed, err
 		}
-		ca.Now = c.now
 	}
 	return withBoxes(ctx, c, i.selection, func(t transport, boxes []Box) (int, error) {
 		m := t.(*mqttTransport)

@@ -42,12 +42,8 @@ func (e *Exporter) subscribeEvents(c mqtt.Client) {
 }
 
 func (e *Exporter) onEvent(_ mqtt.Client, m mqtt.Message) {
-	e.messages.Add(1)
-	// As for a status, the device is the topic's: the ACL lets only that
-	// device write moh/<device>/events.
-	parts := strings.Split(m.Topic(), "/")
-	if len(parts) != 3 || fleet.ValidName(parts[1]) != nil {
-		e.bad.Add(1)
+	device, ok := e.received(m)
+	if !ok {
 		return
 	}
 	var d fleet.EventDoc
@@ -55,7 +51,7 @@ func (e *Exporter) onEvent(_ mqtt.Client, m mqtt.Message) {
 		e.bad.Add(1)
 		return
 	}
-	e.CountEvent(parts[1], d.Kind)
+	e.CountEvent(device, d.Kind)
 }
 
 // CountEvent records one event of kind from device, as if it came from

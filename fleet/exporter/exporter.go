@@ -193,30 +193,40 @@ func (e *Exporter) onConnect(c mqtt.Client) {
 }
 
 func (e *Exporter) onMessage(_ mqtt.Client, m mqtt.Message) {
-	e.messages.Add(1)
-	// The device is the topic's, never the payload's: the broker's ACL
-	// lets only that device write moh/<device>/status.
-	parts := strings.Split(m.Topic(), "/")
-	if len(parts) != 3 || fleet.ValidName(parts[1]) != nil {
-		e.bad.Add(1)
+	device, ok := e.received(m)
+	if !ok {
 		return
 	}
 	if len(m.Payload()) == 0 {
 		// An empty retained message deletes a box from the broker:
 		// decommissioned, so it leaves the metrics too.
 		e.mu.Lock()
-		delete(e.boxes, parts[1])
+		delete(e.boxes, device)
 		e.mu.Unlock()
-		e.forgetEvents(parts[1])
+		e.forgetEvents(device)
 		return
 	}
 	var d fleet.StatusDoc
 	if err := json.Unmarshal(m.Payload(), &d); err != nil {
 		e.bad.Add(1)
-		e.log.Warn("undecodable status document", "device", parts[1], "err", err)
+		e.log.Warn("undecodable status document", "device", device, "err", err)
 		return
 	}
-	e.Observe(parts[1], d, m.Retained())
+	e.Observe(device, d, m.Retained())
+}
+
+// received counts a message from the broker and names the device it is
+// about. The device is the topic's (moh/<device>/status or /events),
+// never the payload's: the broker's ACL lets only that device write
+// there. Any other topic is counted bad and ok is false.
+func (e *Exporter) received(m mqtt.Message) (device string, ok bool) {
+	e.messages.Add(1)
+	parts := strings.Split(m.Topic(), "/")
+	if len(parts) != 3 || fleet.ValidName(parts[1]) != nil {
+		e.bad.Add(1)
+		return "", false
+	}
+	return parts[1], true
 }
 
 // Observe records a status document of device, as if it came from the
