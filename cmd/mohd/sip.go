@@ -34,7 +34,7 @@ const maxSIPCalls = 5000
 func sipFlags(fs *flag.FlagSet, s *sipConfig) {
 	fs.StringVar(&s.Allow, "sip-allow", "", "comma-separated CIDRs or addresses that may call the SIP server (empty: every call is refused with 403)")
 	fs.IntVar(&s.MaxCalls, "sip-max-calls", sip.DefaultMaxCalls, fmt.Sprintf("concurrent SIP calls; above it 486 Busy Here (1 to %d)", maxSIPCalls))
-	fs.StringVar(&s.RTPPorts, "sip-rtp-ports", fmt.Sprintf("%d-%d", sip.DefaultRTPMin, sip.DefaultRTPMax), "UDP port range for SIP calls' RTP, a pair (RTP, RTCP) per call")
+	fs.StringVar(&s.RTPPorts, "sip-rtp-ports", fmt.Sprintf("%d-%d", sip.DefaultRTPMin, sip.DefaultRTPMax), "UDP port range for SIP media: its first free even/odd (RTP, RTCP) pair is shared by every call")
 	fs.DurationVar(&s.RTPTimeout, "sip-rtp-timeout", sip.DefaultRTPTimeout, "end a SIP call whose peer sent no RTP, RTCP, re-INVITE or OPTIONS for this long (0: never)")
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -16,73 +15,13 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// Session timers (RFC 4028): moh accepts what the caller asks for, down
-// to Min-SE, and ends a session nobody refreshed.
-const minSE = 90
-
-var errSmallSE = errors.New("session interval below Min-SE")
-
-type sessionTimer struct {
-	interval  time.Duration // 0: no session timer
-	refresher string        // "uac" or "uas"
-	// callerHasTimer: the INVITE said Supported: timer, so the answer
-	// may Require it.
-	callerHasTimer bool
-}
-
-func supportsTimer(r *sip.Request) bool {
-	for _, h := range append(r.GetHeaders("Supported"), r.GetHeaders("k")...) {
-		for _, opt := range strings.Split(h.Value(), ",") {
-			if strings.EqualFold(strings.TrimSpace(opt), "timer") {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// parseSessionTimer reads Session-Expires (or its compact form x). The
-// refresher is the caller unless it named moh: RFC 4028 §9 lets the UAS
-// choose when the request does not say, and a caller that refreshes is
-// one fewer request moh has to send.
-func parseSessionTimer(r *sip.Request, minSE int) (sessionTimer, error) {
-	h := r.GetHeader("Session-Expires")
-	if h == nil {
-		h = r.GetHeader("x")
-	}
-	if h == nil {
-		return sessionTimer{}, nil
-	}
-	parts := strings.Split(h.Value(), ";")
-	n, err := strconv.Atoi(strings.TrimSpace(parts[0]))
-	if err != nil || n <= 0 {
-		return sessionTimer{}, nil // unreadable: as if absent
-	}
-	if n < minSE {
-		return sessionTimer{}, errSmallSE
-	}
-	st := sessionTimer{interval: time.Duration(n) * time.Second, refresher: "uac"}
-	for _, p := range parts[1:] {
-		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
-		if strings.EqualFold(k, "refresher") && strings.EqualFold(v, "uas") {
-			st.refresher = "uas"
-		}
-	}
-	// RFC 4028 §9: a caller that does not support timers (a proxy added
-	// Session-Expires) cannot refresh; moh does, and must not Require it.
-	st.callerHasTimer = supportsTimer(r)
-	if !st.callerHasTimer {
-		st.refresher = "uas"
-	}
-	return st, nil
-}
-
 // call is one caller on hold.
 type call struct {
 	srv       *Server
 	sess      *sipgo.DialogServerSession
 	caller    netip.AddrPort
 	st        *stream
+	media     *media // the socket pair st is sent from
 	local     netip.Addr
 	sipPort   int
 	transport string
@@ -94,9 +33,10 @@ type call struct {
 	codec     Codec
 	dest      netip.AddrPort
 	timer     sessionTimer
-	refresh   time.Time // last refresh of the session timer
-	delayed   bool      // INVITE without SDP: the answer comes in the ACK
-	confirmed bool      // the caller ACKed moh's 2xx
+	refresh   time.Time                // last refresh of the session timer
+	delayed   bool                     // INVITE without SDP: the answer comes in the ACK
+	confirmed bool                     // the caller ACKed moh's 2xx
+	acks      map[uint32]chan struct{} // re-INVITE answers awaiting their ACK, by CSeq
 
 	lastSignal atomic.Int64 // unix nanos of the last in-dialog request
 	done       chan struct{}
@@ -104,11 +44,11 @@ type call struct {
 }
 
 func newCall(s *Server, sess *sipgo.DialogServerSession, caller netip.AddrPort, st *stream,
-	local netip.Addr, sipPort int, transport string, se sessionTimer) *call {
+	ep *endpoint, local netip.Addr, transport string, se sessionTimer) *call {
 	var b [8]byte
 	rand.Read(b[:])
 	now := time.Now()
-	c := &call{srv: s, sess: sess, caller: caller, st: st, local: local, sipPort: sipPort,
+	c := &call{srv: s, sess: sess, caller: caller, st: st, media: ep.media, local: local, sipPort: ep.port,
 		transport: transport, since: now, sessID: binary.BigEndian.Uint64(b[:]) >> 1,
 		timer: se, refresh: now, done: make(chan struct{})}
 	c.lastSignal.Store(now.UnixNano())
@@ -124,7 +64,7 @@ func (c *call) localSDP(off *offer) ([]byte, error) {
 	if off == nil {
 		c.delayed = true
 		off = &offer{Codec: Codec{Name: "PCMU", PT: ptPCMU}, Send: true}
-		body, err := answer(off, c.local, c.st.port(), c.sessID, c.version)
+		body, err := answer(off, c.local, c.media.port(), c.sessID, c.version)
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +73,7 @@ func (c *call) localSDP(off *offer) ([]byte, error) {
 		s = strings.Replace(s, "a=rtpmap:0 PCMU/8000\r\n", "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n", 1)
 		return []byte(s), nil
 	}
-	return answer(off, c.local, c.st.port(), c.sessID, c.version)
+	return answer(off, c.local, c.media.port(), c.sessID, c.version)
 }
 
 // apply points the stream where off says.
@@ -145,7 +85,8 @@ func (c *call) apply(off *offer) {
 		c.dest = off.Dest
 	}
 	c.mu.Unlock()
-	c.st.set(off.Dest, off.Send, off.Codec)
+	oldPeer, newPeer := c.st.set(off.Dest, off.Send, off.Codec)
+	c.media.moved(c.st, oldPeer, newPeer)
 }
 
 // decorate adds moh's headers to a 2xx for INVITE or UPDATE.
@@ -170,12 +111,10 @@ func (c *call) decorate(res *sip.Response) {
 	}
 }
 
-// start joins the call to the server's fan-out and runs its listeners
-// and supervisor.
+// start joins the call to the media socket's fan-out and runs its
+// supervisor.
 func (c *call) start() {
-	c.srv.addStream(c.st)
-	go c.st.listen(c.st.rtpc)
-	go c.st.listen(c.st.rtcpc)
+	c.media.add(c.st)
 	go c.supervise()
 }
 
@@ -184,6 +123,7 @@ func (c *call) signalled() { c.lastSignal.Store(time.Now().UnixNano()) }
 func (c *call) ack(r *sip.Request, tx sip.ServerTransaction) {
 	c.signalled()
 	c.sess.ReadAck(r, tx)
+	c.acked(r.CSeq().SeqNo)
 	c.mu.Lock()
 	c.confirmed = true
 	delayed := c.delayed
@@ -210,24 +150,12 @@ func (c *call) reinvite(r *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, r, sip.StatusInternalServerError, "Server Internal Error")
 		return
 	}
-	var off *offer
-	if len(r.Body()) > 0 {
-		o, err := parseOffer(r.Body())
-		if err != nil {
-			// The session stays as it was (RFC 3261 §14.2).
-			respond(tx, r, sip.StatusNotAcceptableHere, "Not Acceptable Here")
-			return
-		}
-		off = o
+	off, err := offerIn(r)
+	if err != nil {
+		notAcceptable(tx, r, err) // the session stays as it was (RFC 3261 §14.2)
+		return
 	}
-	if se, err := parseSessionTimer(r, c.srv.opt.minSE); err == nil && se.interval > 0 {
-		c.mu.Lock()
-		c.timer = se
-		c.mu.Unlock()
-	}
-	c.mu.Lock()
-	c.refresh = time.Now()
-	c.mu.Unlock()
+	c.refreshed(r)
 	body, err := c.localSDP(off)
 	if err != nil {
 		respond(tx, r, sip.StatusInternalServerError, "Server Internal Error")
@@ -238,28 +166,22 @@ func (c *call) reinvite(r *sip.Request, tx sip.ServerTransaction) {
 	}
 	res := sip.NewSDPResponseFromRequest(r, body)
 	c.decorate(res)
-	tx.Respond(res)
-	c.srv.log.Info("SIP call re-INVITE", "from", c.caller, "media", c.mediaString(), "codec", c.codecName())
+	c.respond2xx(r, tx, res)
+	st := c.status()
+	c.srv.log.Info("SIP call re-INVITE", "from", c.caller, "media", st.Media, "codec", st.Codec)
 }
 
 // update answers UPDATE: a session refresh, or a new offer.
 func (c *call) update(r *sip.Request, tx sip.ServerTransaction) {
 	c.signalled()
-	c.mu.Lock()
-	c.refresh = time.Now()
-	c.mu.Unlock()
-	if se, err := parseSessionTimer(r, c.srv.opt.minSE); err == nil && se.interval > 0 {
-		c.mu.Lock()
-		c.timer = se
-		c.mu.Unlock()
+	c.refreshed(r)
+	off, err := offerIn(r)
+	if err != nil {
+		notAcceptable(tx, r, err)
+		return
 	}
-	var res *sip.Response
-	if len(r.Body()) > 0 {
-		off, err := parseOffer(r.Body())
-		if err != nil {
-			respond(tx, r, sip.StatusNotAcceptableHere, "Not Acceptable Here")
-			return
-		}
+	res := sip.NewResponseFromRequest(r, sip.StatusOK, "OK", nil)
+	if off != nil {
 		body, err := c.localSDP(off)
 		if err != nil {
 			respond(tx, r, sip.StatusInternalServerError, "Server Internal Error")
@@ -267,78 +189,9 @@ func (c *call) update(r *sip.Request, tx sip.ServerTransaction) {
 		}
 		c.apply(off)
 		res = sip.NewSDPResponseFromRequest(r, body)
-	} else {
-		res = sip.NewResponseFromRequest(r, sip.StatusOK, "OK", nil)
 	}
 	c.decorate(res)
 	tx.Respond(res)
-}
-
-// supervise ends the call when its peer has gone quiet or its session
-// timer lapsed, and refreshes the session when moh is the refresher.
-func (c *call) supervise() {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.sess.Context().Done():
-			c.end("dialog ended")
-			return
-		case now := <-t.C:
-			if to := c.srv.opt.RTPTimeout; to > 0 {
-				last := max(c.lastSignal.Load(), c.st.lastHeard.Load())
-				if now.Sub(time.Unix(0, last)) > to {
-					c.hangup("no RTP, RTCP or signalling for " + to.String())
-					return
-				}
-			}
-			c.mu.Lock()
-			tm, refreshed := c.timer, c.refresh
-			c.mu.Unlock()
-			if tm.interval == 0 {
-				continue
-			}
-			age := now.Sub(refreshed)
-			if tm.refresher == "uas" && age >= tm.interval/2 {
-				if err := c.sendRefresh(); err != nil {
-					c.hangup("session refresh failed: " + err.Error())
-					return
-				}
-				continue
-			}
-			// RFC 4028 §10: BYE at the interval less a third (at most
-			// 32 s), unless refreshed.
-			if tm.refresher == "uac" && age > tm.interval-min(32*time.Second, tm.interval/3) {
-				c.hangup("session timer expired")
-				return
-			}
-		}
-	}
-}
-
-// sendRefresh refreshes the session with an UPDATE without SDP (RFC 4028
-// §7.4 allows it), which needs no ACK and changes no media.
-func (c *call) sendRefresh() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
-	defer cancel()
-	req := sip.NewRequest(sip.UPDATE, c.sess.InviteRequest.Contact().Address)
-	c.mu.Lock()
-	req.AppendHeader(sip.NewHeader("Session-Expires",
-		strconv.Itoa(int(c.timer.interval/time.Second))+";refresher=uas"))
-	c.mu.Unlock()
-	res, err := c.sess.Do(ctx, req)
-	if err != nil {
-		return err
-	}
-	if !res.IsSuccess() {
-		return errors.New(res.StartLine())
-	}
-	c.mu.Lock()
-	c.refresh = time.Now()
-	c.mu.Unlock()
-	return nil
 }
 
 // hangup ends the call and sends BYE. The media stops first: a peer
@@ -357,8 +210,7 @@ func (c *call) hangup(why string) {
 func (c *call) end(why string) {
 	c.endOnce.Do(func() {
 		close(c.done)
-		c.srv.removeStream(c.st)
-		c.st.close()
+		c.media.remove(c.st)
 		c.srv.remove(c)
 		c.sess.Close()
 		c.srv.log.Info("SIP call ended", "from", c.caller, "why", why,
@@ -366,25 +218,14 @@ func (c *call) end(why string) {
 	})
 }
 
-func (c *call) codecName() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.codec.Name
-}
-
-func (c *call) mediaString() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.dest.IsValid() {
-		return ""
-	}
-	return c.dest.String()
-}
-
+// status is the call now; Media is empty while nothing is sent (hold).
 func (c *call) status() CallStatus {
+	st := CallStatus{Caller: c.caller.String(), Since: c.since, PacketsSent: c.st.sent.Load()}
 	c.mu.Lock()
-	confirmed := c.confirmed
-	c.mu.Unlock()
-	return CallStatus{Caller: c.caller.String(), Media: c.mediaString(), Codec: c.codecName(),
-		Since: c.since, Confirmed: confirmed, PacketsSent: c.st.sent.Load()}
+	defer c.mu.Unlock()
+	st.Codec, st.Confirmed = c.codec.Name, c.confirmed
+	if c.dest.IsValid() {
+		st.Media = c.dest.String()
+	}
+	return st
 }

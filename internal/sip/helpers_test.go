@@ -106,6 +106,13 @@ type testServer struct {
 	addr string
 }
 
+// uri is the request URI of a call to the server.
+func (s *testServer) uri() sip.Uri {
+	var u sip.Uri
+	sip.ParseUri("sip:moh@"+s.addr, &u)
+	return u
+}
+
 // startServer runs a Server on hostIP:port fed with the tone.
 func startServer(t testing.TB, port int, mod func(*Options)) *testServer {
 	t.Helper()
@@ -172,6 +179,11 @@ func newCallerReading(t testing.TB, ip string, read bool) *caller {
 		dua: &sipgo.DialogUA{Client: cl, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "pbx", Host: ip, Port: 5099}}}}
 	if read {
 		go c.read()
+	} else {
+		// The kernel's smallest receive buffer overflows at the first
+		// packets; from then on each is dropped on arrival, without the
+		// wake-up of Go's poller a queued packet costs.
+		rc.SetReadBuffer(1)
 	}
 	t.Cleanup(func() { rc.Close(); ua.Close() })
 	return c

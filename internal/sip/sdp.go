@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/pion/sdp/v3"
 )
 
@@ -46,6 +47,15 @@ type offer struct {
 	// MediaIndex is the audio m= line answered; the others get port 0.
 	MediaIndex int
 	Media      []*sdp.MediaDescription
+}
+
+// offerIn reads the offer a request carries: nil, and no error, when
+// its body is empty (a delayed offer, a refresh).
+func offerIn(r *sip.Request) (*offer, error) {
+	if len(r.Body()) == 0 {
+		return nil, nil
+	}
+	return parseOffer(r.Body())
 }
 
 // parseOffer reads an SDP offer and chooses the first codec moh has, in

@@ -134,9 +134,7 @@ func TestOptions(t *testing.T) {
 	c := newCaller(t, hostIP)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var uri sip.Uri
-	sip.ParseUri("sip:moh@"+srv.addr, &uri)
-	res, err := c.dua.Client.Do(ctx, sip.NewRequest(sip.OPTIONS, uri))
+	res, err := c.dua.Client.Do(ctx, sip.NewRequest(sip.OPTIONS, srv.uri()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,8 +154,7 @@ func TestCancelGets487(t *testing.T) {
 	c := newCaller(t, hostIP)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var uri sip.Uri
-	sip.ParseUri("sip:moh@"+srv.addr, &uri)
+	uri := srv.uri()
 	sess, err := c.dua.Invite(ctx, uri, offerSDP(hostIP, c.port(), "", "0"), sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		t.Fatal(err)
@@ -359,8 +356,7 @@ func TestDelayedOffer(t *testing.T) {
 	c := newCaller(t, hostIP)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var uri sip.Uri
-	sip.ParseUri("sip:moh@"+srv.addr, &uri)
+	uri := srv.uri()
 	sess, err := c.dua.Invite(ctx, uri, nil)
 	if err != nil {
 		t.Fatal(err)
