@@ -64,9 +64,43 @@ type Converter struct {
 	repeats  atomic.Uint64 // frames repeated at low water
 	overflow atomic.Uint64 // samples lost to a full FIFO (pacer not keeping up)
 	resyncs  atomic.Uint64 // timeline re-anchors after a stall
+	wakes    atomic.Uint64 // idle periods ended by a receiver
+
+	// idle is set while Run waits for a receiver: Write then only copies
+	// the line PCM into recent (the last 1.2 s), so a box that plays to
+	// its sound card alone pays a memcpy for the telephone signal, and
+	// the first listener still hears music at once: the wake-up replays
+	// recent into the FIFO's prefill.
+	idle   atomic.Bool
+	recent [recentBytes]byte // ring of line PCM, under wmu
+	rHead  int               // index of the oldest byte
+	rN     int               // bytes held
+	rTotal uint64            // bytes put in since idle began (frame alignment)
+	rLast  time.Time         // when the newest bytes came
+
+	// idleAfter is how long the hub must have had no receiver before the
+	// converter goes idle (tests shorten it).
+	idleAfter time.Duration
 
 	sh *shaper // the pacer's goroutine only
 }
+
+// Idle tuning. The converter goes idle only after the hub has had no
+// receiver for idleAfter: an output that leaves for a moment (the RTP
+// sender reopening, a PBX reconnecting its stream) comes back to a
+// signal that never stopped, so what it hears continues on the frames'
+// timeline. Only a receiver arriving after a real idle period hears the
+// replay of the recent ring. A line-out that paused for longer than
+// recentGap breaks the ring: what came before the pause is not replayed
+// as if it were the music of the moment.
+const (
+	defaultIdleAfter = 10 * time.Second
+	recentGap        = time.Second
+)
+
+// recentBytes is the line PCM kept while idle: 1.2 s, the FIFO's prefill
+// and the warm-up frames, in whole stereo frames.
+const recentBytes = 44100 * 4 * 12 / 10
 
 // tone replaces the music while now < until.
 type tone struct {
@@ -99,12 +133,13 @@ func NewConverter(hub *Hub, o ConverterOptions) *Converter {
 		o.Logger = slog.Default()
 	}
 	return &Converter{
-		opt:    o,
-		hub:    hub,
-		rs:     NewResampler(),
-		mono:   make([]float32, resampChunk),
-		resamp: make([]float32, 0, resampChunk*upL/downM+4),
-		sh:     newShaper(o.TargetDBm0),
+		opt:       o,
+		hub:       hub,
+		rs:        NewResampler(),
+		mono:      make([]float32, resampChunk),
+		resamp:    make([]float32, 0, resampChunk*upL/downM+4),
+		idleAfter: defaultIdleAfter,
+		sh:        newShaper(o.TargetDBm0),
 	}
 }
 
@@ -117,6 +152,63 @@ func (c *Converter) Hub() *Hub { return c.hub }
 func (c *Converter) Write(p []byte) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.idle.Load() {
+		c.keepRecent(p)
+		return
+	}
+	c.write(p)
+}
+
+// keepRecent appends p to the recent ring, dropping the oldest bytes;
+// the caller holds wmu.
+func (c *Converter) keepRecent(p []byte) {
+	now := time.Now()
+	if c.rN > 0 && now.Sub(c.rLast) > recentGap {
+		c.rTotal += uint64(c.rN) // forget what came before the pause
+		c.rHead, c.rN = 0, 0
+	}
+	c.rLast = now
+	if len(p) > recentBytes {
+		c.rTotal += uint64(len(p) - recentBytes)
+		p = p[len(p)-recentBytes:]
+	}
+	for len(p) > 0 {
+		tail := (c.rHead + c.rN) % recentBytes
+		k := copy(c.recent[tail:min(recentBytes, tail+len(p))], p)
+		if free := recentBytes - c.rN; k > free {
+			c.rHead = (c.rHead + k - free) % recentBytes
+			c.rN = recentBytes - k
+		}
+		c.rN += k
+		c.rTotal += uint64(k)
+		p = p[k:]
+	}
+}
+
+// replayRecent feeds the recent ring through the resampler into the
+// FIFO, from its first whole stereo frame, and empties it; the caller
+// holds wmu. A ring whose newest bytes are older than recentGap (the
+// line-out stopped) is dropped: it is not the music of the moment.
+func (c *Converter) replayRecent() {
+	c.npart = 0
+	if time.Since(c.rLast) > recentGap {
+		c.rN = 0
+	}
+	skip := int((4 - (c.rTotal-uint64(c.rN))%4) % 4)
+	skip = min(skip, c.rN)
+	c.rHead = (c.rHead + skip) % recentBytes
+	c.rN -= skip
+	for c.rN > 0 {
+		k := min(c.rN, recentBytes-c.rHead)
+		c.write(c.recent[c.rHead : c.rHead+k])
+		c.rHead = (c.rHead + k) % recentBytes
+		c.rN -= k
+	}
+	c.rHead = 0
+}
+
+// write converts p into the FIFO; the caller holds wmu.
+func (c *Converter) write(p []byte) {
 	if c.npart > 0 {
 		k := copy(c.partial[c.npart:], p)
 		c.npart += k
@@ -182,6 +274,10 @@ func (c *Converter) Tone(hz, dbm0 float64, d time.Duration) {
 type Stats struct {
 	Frames, Silent, Drops, Repeats, Overflow, Resyncs, Limited uint64
 	FIFO                                                       int // samples buffered now
+	// Idle is true while nobody listens and the converter does no work;
+	// Wakes counts the idle periods a receiver ended.
+	Idle  bool
+	Wakes uint64
 }
 
 // Stats returns the counters.
@@ -193,6 +289,7 @@ func (c *Converter) Stats() Stats {
 		Frames: c.frames.Load(), Silent: c.silent.Load(), Drops: c.drops.Load(),
 		Repeats: c.repeats.Load(), Overflow: c.overflow.Load(), Resyncs: c.resyncs.Load(),
 		Limited: c.sh.limiting.Load(), FIFO: n,
+		Idle: c.idle.Load(), Wakes: c.wakes.Load(),
 	}
 }
 
@@ -211,11 +308,25 @@ func (c *Converter) Run(ctx context.Context) error {
 	var n int64
 	var in [FrameSamples]float32
 	var last *Frame
+	quiet := int64(-1) // the frame from which the hub had no receiver
 	for ctx.Err() == nil {
+		if !c.hub.Idle() {
+			quiet = -1
+		} else if quiet < 0 {
+			quiet = n
+		} else if time.Duration(n-quiet)*FrameDuration >= c.idleAfter {
+			if !c.sleep(ctx) {
+				return nil
+			}
+			c.warmUp(&in)
+			clk.restart()
+			n, last, quiet = 0, nil, -1
+			continue
+		}
 		due := n * int64(FrameDuration)
 		if late := clk.since() - due; late > int64(resync) {
 			clk.restart()
-			n = 0
+			n, quiet = 0, -1
 			c.resyncs.Add(1)
 			continue
 		}
@@ -234,6 +345,58 @@ func (c *Converter) Run(ctx context.Context) error {
 		n++
 	}
 	return nil
+}
+
+// sleep is the idle period: the FIFO is emptied, Write keeps only the
+// recent ring, and Run waits without a wake-up until a receiver arrives
+// (false: ctx ended first). Then the ring is replayed into the FIFO and
+// the level stage starts afresh on it, as at boot.
+func (c *Converter) sleep(ctx context.Context) bool {
+	c.wmu.Lock() // a Write under way finishes first
+	c.idle.Store(true)
+	// rTotal starts at the partial frame's bytes: the ring's first bytes
+	// complete that frame, which replayRecent skips.
+	c.rHead, c.rN, c.rTotal = 0, 0, uint64(c.npart)
+	c.mu.Lock()
+	c.head, c.n, c.streaming, c.repeated = 0, 0, false, false
+	c.mu.Unlock()
+	c.wmu.Unlock()
+	for c.hub.Idle() { // a wake signal may be stale
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.hub.Wake():
+		}
+	}
+	c.wmu.Lock()
+	c.replayRecent() // the last second of music: no silent start
+	c.idle.Store(false)
+	c.wmu.Unlock()
+	c.sh.restart()
+	c.wakes.Add(1)
+	return true
+}
+
+// warmFrames is how much of the replayed music the filters and the level
+// stage see before the first frame goes out: their start (the resampler's
+// and high-pass's transient, the first level reading) stays out of the
+// stream.
+const warmFrames = 10
+
+// warmUp shapes and discards up to warmFrames frames from the FIFO,
+// keeping at least the prefill.
+func (c *Converter) warmUp(in *[FrameSamples]float32) {
+	var scratch Frame
+	for range warmFrames {
+		c.mu.Lock()
+		if c.n < fifoPrefill+FrameSamples {
+			c.mu.Unlock()
+			return
+		}
+		c.pop(in[:])
+		c.mu.Unlock()
+		c.sh.frame(in, &scratch)
+	}
 }
 
 // next makes the next frame: the tone, the music from the FIFO, a

@@ -41,13 +41,38 @@ type Hub struct {
 	subs map[*Sub]struct{}
 	taps map[*tap]struct{}
 	seq  uint64
+	// receivers counts subs and taps, read without the lock by the
+	// converter's pacer; wake is signalled when the first one arrives.
+	receivers atomic.Int32
+	wake      chan struct{}
 }
 
 // tap is a receiver Publish calls in its own goroutine (Attach).
 type tap struct{ fn func(*Frame) }
 
 // NewHub returns a hub with no subscribers.
-func NewHub() *Hub { return &Hub{subs: make(map[*Sub]struct{}), taps: make(map[*tap]struct{})} }
+func NewHub() *Hub {
+	return &Hub{subs: make(map[*Sub]struct{}), taps: make(map[*tap]struct{}), wake: make(chan struct{}, 1)}
+}
+
+// Idle reports whether nobody receives frames (no subscription, no
+// attached receiver). The converter goes idle after a while of it.
+func (h *Hub) Idle() bool { return h.receivers.Load() == 0 }
+
+// Wake is signalled when a receiver arrives at a hub that had none. A
+// signal may be stale (the receiver left again): check Idle after it.
+func (h *Hub) Wake() <-chan struct{} { return h.wake }
+
+// recount updates receivers; the caller holds mu.
+func (h *Hub) recount() {
+	n := int32(len(h.subs) + len(h.taps))
+	if was := h.receivers.Swap(n); was == 0 && n > 0 {
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // Attach calls fn with every frame published from now on, in the
 // publisher's goroutine, before Publish returns; detach stops it (after
@@ -59,10 +84,12 @@ func (h *Hub) Attach(fn func(*Frame)) (detach func()) {
 	t := &tap{fn: fn}
 	h.mu.Lock()
 	h.taps[t] = struct{}{}
+	h.recount()
 	h.mu.Unlock()
 	return func() {
 		h.mu.Lock()
 		delete(h.taps, t)
+		h.recount()
 		h.mu.Unlock()
 	}
 }
@@ -95,6 +122,7 @@ func (h *Hub) Subscribe(name string, depth int) *Sub {
 	s := &Sub{Name: name, c: make(chan *Frame, depth), hub: h}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
+	h.recount()
 	h.mu.Unlock()
 	return s
 }
@@ -133,6 +161,7 @@ func (s *Sub) Close() {
 	s.once.Do(func() {
 		s.hub.mu.Lock()
 		delete(s.hub.subs, s)
+		s.hub.recount()
 		close(s.c)
 		s.hub.mu.Unlock()
 	})

@@ -70,3 +70,43 @@ func TestHubCloseWhilePublishing(t *testing.T) {
 		t.Fatal("zero Sub counts drops")
 	}
 }
+
+// Idle and Wake are what the converter sleeps and wakes on: idle with no
+// receiver of either kind, one wake signal per arrival at an idle hub
+// (never blocking the arriving receiver), none while receivers stay.
+func TestHubIdleAndWake(t *testing.T) {
+	h := NewHub()
+	woken := func() bool {
+		select {
+		case <-h.Wake():
+			return true
+		default:
+			return false
+		}
+	}
+	if !h.Idle() || woken() {
+		t.Fatal("a new hub: want idle, no wake signal")
+	}
+	s := h.Subscribe("a", 1)
+	if h.Idle() || !woken() {
+		t.Fatal("after the first subscription: want busy and a wake signal")
+	}
+	detach := h.Attach(func(*Frame) {})
+	if woken() {
+		t.Fatal("a second receiver signalled a wake")
+	}
+	s.Close()
+	if h.Idle() {
+		t.Fatal("idle with a receiver attached")
+	}
+	detach()
+	if !h.Idle() {
+		t.Fatal("not idle after the last receiver left")
+	}
+	for range 3 { // arrivals nobody waits for: one pending signal, no block
+		h.Attach(func(*Frame) {})()
+	}
+	if !woken() || woken() {
+		t.Fatal("want exactly one pending wake signal after arrivals at an idle hub")
+	}
+}

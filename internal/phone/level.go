@@ -105,6 +105,16 @@ func newShaper(targetDBm0 float64) *shaper {
 	}
 }
 
+// restart forgets the filters' state and the level reading, as at boot:
+// after an idle period the replayed music is levelled on its own, not
+// from the estimate of what played before it.
+func (s *shaper) restart() {
+	for i := range s.hp {
+		s.hp[i].x1, s.hp[i].x2, s.hp[i].y1, s.hp[i].y2 = 0, 0, 0, 0
+	}
+	s.power, s.active, s.gain = 0, 0, 1
+}
+
 // frame shapes 160 samples of 8 kHz music into f's PCM.
 func (s *shaper) frame(in *[FrameSamples]float32, f *Frame) {
 	var buf [FrameSamples]float64
@@ -116,6 +126,7 @@ func (s *shaper) frame(in *[FrameSamples]float32, f *Frame) {
 		peak = max(peak, math.Abs(y))
 	}
 	pow /= FrameSamples
+	first := s.power == 0 // no music levelled yet: nothing to ramp from
 	if pow >= s.gateRMS*s.gateRMS {
 		// A running mean over the first frames, then the exponential
 		// average: the level is right within a second of the music
@@ -131,6 +142,11 @@ func (s *shaper) frame(in *[FrameSamples]float32, f *Frame) {
 	if s.power > 0 {
 		want = s.target / math.Sqrt(s.power)
 		want = min(max(want, dbToGain(minGainDB)), dbToGain(maxGainDB))
+		if first {
+			// The first music frame starts at its gain: a ramp from
+			// unity would put a level step at the head of the stream.
+			s.gain = want
+		}
 	}
 	// The limiter: this frame's peak must stay under limitPeak. If even
 	// the gain it starts with would clip, it drops at once rather than
