@@ -11,7 +11,10 @@ set -eu
 secs=${1:-60}
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+# The daemons by PID: in a non-interactive sh `jobs -p` listed nothing, so
+# a run left mohd and MPD playing (and loading the box) after it ended.
+pid= mpid=
+trap 'kill $pid $mpid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 mohd=${MOHD_BIN:-}
 if [ -z "$mohd" ]; then
 	CGO_ENABLED=0 go build -o "$tmp/mohd" ./cmd/mohd
@@ -21,8 +24,10 @@ command -v socat >/dev/null || { echo "bench-playback needs socat (apt-get insta
 
 # cpu_ns PID: CPU time of every thread of the process in ns (schedstat is
 # exact; /proc/PID/stat counts 10 ms ticks, too coarse for one second of a
-# process that needs a few ms of it).
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d\n", s}'; }
+# process that needs a few ms of it). Printed with %.0f: mawk's %d stops
+# at 2^31-1, so once a process had used 2.15 s of CPU every later reading
+# was the same and it seemed to stop using CPU (about 75 s into a run).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 alive() { # pid name: a process that exited (or is a zombie) makes every figure after it meaningless
