@@ -48,6 +48,11 @@ type media struct {
 	reporter map[*stream]uint32         // each stream's entry in byPeer, one at most
 	sendErrs atomic.Uint64
 
+	// called is signalled by add: the fan-out subscribes to the hub only
+	// while there are calls, so a box with a sip output and nobody on
+	// hold lets the telephone converter sleep (phone.Hub.Idle).
+	called chan struct{}
+
 	// The fan-out's batch, reused frame after frame (one goroutine):
 	// every header in one buffer, and whose packet each message is.
 	hdrs  []byte
@@ -67,7 +72,8 @@ func newMedia(ports *portPool) (*media, error) {
 	}
 	return &media{rtp: b, rtcpc: rtcpc,
 		byAddr: map[netip.AddrPort]*stream{}, bySSRC: map[uint32]*stream{},
-		byPeer: map[uint32]*stream{}, reporter: map[*stream]uint32{}}, nil
+		byPeer: map[uint32]*stream{}, reporter: map[*stream]uint32{},
+		called: make(chan struct{}, 1)}, nil
 }
 
 // port is the RTP port every call's SDP names.
@@ -118,21 +124,39 @@ func (m *media) close() {
 // one goroutine and one batch for all calls, so a frame costs one
 // wake-up and one system call. (A subscription per call measured
 // 0.06-0.07 % of a core per caller, most of it the scheduler waking a
-// hundred goroutines fifty times a second.)
+// hundred goroutines fifty times a second.) The subscription lasts while
+// there are calls: with none the hub may go idle and the converter sleep.
 func (m *media) fanout(ctx context.Context, hub *phone.Hub) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.called:
+		}
+		m.fanoutWhileCalls(ctx, hub)
+	}
+}
+
+// fanoutWhileCalls subscribes and sends until a frame finds no call left
+// or ctx ends. A call added after that frame signals called again, so
+// fanout subscribes anew.
+func (m *media) fanoutWhileCalls(ctx context.Context, hub *phone.Hub) {
 	sub := hub.Subscribe("sip", 8)
 	defer sub.Close()
 	defer context.AfterFunc(ctx, sub.Close)() // Close ends the range below
 	for f := range sub.C() {
-		m.send(f)
+		if !m.send(f) {
+			return
+		}
 	}
 }
 
-// send packetises f for every stream and sends the batch.
-func (m *media) send(f *phone.Frame) {
+// send packetises f for every stream and sends the batch; false when
+// there is no stream to send to.
+func (m *media) send(f *phone.Frame) bool {
 	p := m.streams.Load()
 	if p == nil || len(*p) == 0 {
-		return
+		return false
 	}
 	sts := *p
 	if len(sts) > len(m.owner) {
@@ -158,6 +182,7 @@ func (m *media) send(f *phone.Frame) {
 		m.sendErrs.Add(uint64(failed))
 	}
 	clear(m.owner[:n]) // a stream ended meanwhile is not kept alive here
+	return true
 }
 
 // add joins st to the fan-out; remove takes it out.
@@ -171,6 +196,10 @@ func (m *media) add(st *stream) {
 	next := append(append(make([]*stream, 0, len(old)+1), old...), st)
 	m.streams.Store(&next)
 	m.bySSRC[st.ssrc] = st
+	select {
+	case m.called <- struct{}{}:
+	default:
+	}
 }
 
 func (m *media) remove(st *stream) {

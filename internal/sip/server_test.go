@@ -525,3 +525,32 @@ func TestPortInUse(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// The server holds the telephone signal only while someone is on hold:
+// with no call the hub has no receiver (so the converter may sleep), a
+// call subscribes, its end lets go, and the next call gets audio again.
+func TestHubHeldOnlyDuringCalls(t *testing.T) {
+	var hub *phone.Hub
+	srv := startServer(t, 5172, func(o *Options) { hub = o.Hub })
+	time.Sleep(200 * time.Millisecond)
+	if !hub.Idle() {
+		t.Fatal("the SIP server keeps a receiver on the hub with no call")
+	}
+	for round := range 2 {
+		c := newCaller(t, hostIP)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		code, err := c.invite(ctx, srv.addr, offerSDP(hostIP, c.port(), "sendrecv", "0"))
+		if err != nil || code != 200 {
+			cancel()
+			t.Fatalf("round %d INVITE: %d %v", round, code, err)
+		}
+		waitFor(t, "the call to receive the hub", 3*time.Second, func() bool { return !hub.Idle() })
+		waitFor(t, "audio", 3*time.Second, func() bool { return len(c.packets()) >= 25 })
+		if err := c.bye(ctx); err != nil {
+			cancel()
+			t.Fatalf("round %d BYE: %v", round, err)
+		}
+		cancel()
+		waitFor(t, "the hub to be let go after the call", 3*time.Second, hub.Idle)
+	}
+}
