@@ -136,6 +136,9 @@ var (
 	errNoStream     = errorf(http.StatusServiceUnavailable, "no_stream", "this box makes no telephone signal: HTTP streams need --backend direct")
 	errStreamsFull  = errorf(http.StatusServiceUnavailable, "too_many_listeners", "the box serves as many streams as it may; try again later")
 	errNoMP3        = errorf(http.StatusServiceUnavailable, "mp3_unavailable", "the MP3 encoder (lame) could not be started; the raw formats still work")
+	// errPeerStalled ends a stream whose reader stopped reading
+	// (api_stream_stall.go); it is never sent, the stream just ends.
+	errPeerStalled = errors.New("stream reader stopped reading")
 )
 
 // streamAuth guards the streams: a read token as Bearer, or as the
@@ -156,12 +159,32 @@ func (s *Server) streamAuth(next http.Handler) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
+		// The page's session (its "Hear as callers will") listens from
+		// this origin only. SameSite=Strict already keeps the cookie off
+		// other sites' requests; a sibling host under the same domain
+		// (same-site, not same-origin) must not embed the stream either.
+		if p.session != nil && foreignFetch(r) {
+			s.writeError(w, r, errCrossSite)
+			return
+		}
 		if p.scope < ScopeRead {
 			s.writeError(w, r, errScope(ScopeRead))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
+}
+
+// foreignFetch reports whether a browser says r comes from a page of
+// another origin. Sec-Fetch-Site is set by browsers and cannot be forged
+// by a page; a request without it is not from a browser (a PBX, curl)
+// or from an old one, whose cookie SameSite=Strict already guards.
+func foreignFetch(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return false
+	}
+	return true
 }
 
 // stream is GET /api/v1/stream/{format}.
@@ -238,8 +261,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stalled := false
+	sw := newStallWatch(r)
 	dropped = pumpStream(func(b []byte) error {
-		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteDeadline))
+		now := time.Now()
+		if sw.stalled(now) {
+			// the peer's kernel still accepts, but nobody reads there
+			s.log.Info("stream listener stopped reading: cut off", "format", format, "remote", r.RemoteAddr)
+			stalled = true
+			return errPeerStalled
+		}
+		_ = rc.SetWriteDeadline(now.Add(streamWriteDeadline))
 		_, err := w.Write(b)
 		if err == nil {
 			err = rc.Flush()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/mohproject/moh/player"
@@ -88,7 +89,46 @@ func (s *Server) tone(w http.ResponseWriter, r *http.Request) {
 		until := time.Now().Add(t.Duration).UTC()
 		a.Until = &until
 	}
+	s.toneLast.set(a)
 	writeJSON(w, http.StatusOK, a)
+}
+
+// toneLog is the test tone started last, so every page (and a script)
+// can show what plays: only this API starts tones.
+type toneLog struct {
+	mu   sync.Mutex
+	last toneAnswer
+}
+
+func (l *toneLog) set(a toneAnswer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.last = a
+}
+
+// toneNowDoc is GET /api/v1/player/tone: whether a tone plays now and,
+// if so, which and for how long yet. seconds_left spares a page the
+// difference between its clock and the box's.
+type toneNowDoc struct {
+	Playing     bool       `json:"playing"`
+	Hz          float64    `json:"hz,omitempty"`
+	DBFS        float64    `json:"dbfs,omitempty"`
+	DBm0        float64    `json:"dbm0,omitempty"`
+	Until       *time.Time `json:"until,omitempty"`
+	SecondsLeft float64    `json:"seconds_left,omitempty"`
+}
+
+func (s *Server) toneNow(w http.ResponseWriter, r *http.Request) {
+	s.toneLast.mu.Lock()
+	a := s.toneLast.last
+	s.toneLast.mu.Unlock()
+	var d toneNowDoc
+	if a.Until != nil {
+		if left := time.Until(*a.Until); left > 0 {
+			d = toneNowDoc{Playing: true, Hz: a.Hz, DBFS: a.DBFS, DBm0: a.DBm0, Until: a.Until, SecondsLeft: math.Round(left.Seconds()*10) / 10}
+		}
+	}
+	writeJSON(w, http.StatusOK, d)
 }
 
 // round2 rounds to 0.01 dB, so -19 dBm0 reads back as -19, not as

@@ -88,10 +88,33 @@ func TestToneAPI(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// Any reader sees what plays and for how long yet.
+	var now toneNowDoc
+	getNow := func() {
+		t.Helper()
+		resp, body := e.do(http.DefaultClient, "GET", "/api/v1/player/tone", nil, bearer(read))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET tone: %d %s", resp.StatusCode, body)
+		}
+		now = toneNowDoc{}
+		if err := json.Unmarshal(body, &now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getNow()
+	if !now.Playing || now.Hz != 1000 || now.DBm0 != -19 || now.SecondsLeft < 20 || now.SecondsLeft > 30 || now.Until == nil {
+		t.Fatalf("GET tone while it plays: %+v", now)
+	}
 	resp, body = post(`{"seconds":0}`, tok)
 	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), "until") {
 		t.Fatalf("end tone: %d %s", resp.StatusCode, body)
 	}
+	getNow()
+	if now.Playing || now.Until != nil {
+		t.Fatalf("GET tone after it ended: %+v", now)
+	}
+	resp, body = e.do(http.DefaultClient, "GET", "/api/v1/player/tone", nil, nil)
+	wantError(t, resp, body, http.StatusUnauthorized, "")
 }
 
 // With a backend that plays only its own queue (MPD), the tone is a

@@ -52,6 +52,7 @@ func (s *Server) routes() chi.Router {
 		read.Get("/playlists/{name}", s.getPlaylist)
 		read.Get("/schedule", s.getSchedule)
 		read.Get("/override", s.getOverride)
+		read.Get("/player/tone", s.toneNow)
 		r.With(s.streamAuth).Get("/stream/{format}", s.stream) // api_stream.go: Basic auth too, for PBX URLs
 
 		op := r.With(s.need(ScopeOperate))

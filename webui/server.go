@@ -121,6 +121,7 @@ type Server struct {
 	tls      *tls.Config
 	certs    *certSlot // the served certificate, swapped by ReloadTLS
 	streams  *streamSet
+	toneLast toneLog // api_tone.go: the test tone started last
 	handler  http.Handler
 	router   chi.Router
 

@@ -298,7 +298,9 @@
       down.disabled = i === tracks.length - 1;
       actions.append(up, down,
         button('Listen', 'small plain listen', () => preview(t, 'audio')),
-        button('Hear as callers will', 'small plain phone', () => preview(t, 'preview')),
+        // The track through the phone band, before it is on air; the live
+        // line itself is the telephone card's "Hear as callers will".
+        button('Phone-band preview', 'small plain phone', () => preview(t, 'preview')),
         button('Delete', 'small danger delete', () => confirmDelete(li, t)));
       li.appendChild(actions);
       li.appendChild(el('span', 'track-meta', trackMeta(t)));
@@ -347,7 +349,7 @@
     const a = $('preview-audio');
     a.classList.remove('hidden');
     a.src = '/api/v1/tracks/' + encodeURIComponent(t.id) + '/' + kind;
-    a.title = (kind === 'preview' ? 'As callers hear it: ' : '') + t.name;
+    a.title = (kind === 'preview' ? 'Phone-band preview: ' : '') + t.name;
     a.play().catch(() => { /* autoplay refused: the controls are there */ });
   }
 
