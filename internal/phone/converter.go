@@ -260,7 +260,9 @@ func (c *Converter) Tone(hz, dbm0 float64, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if d <= 0 {
-		c.tone = tone{}
+		if !c.tone.until.IsZero() {
+			c.endToneLocked()
+		}
 		return
 	}
 	c.tone = tone{
@@ -405,7 +407,7 @@ func (c *Converter) next(in *[FrameSamples]float32, f, last *Frame) {
 	c.mu.Lock()
 	toneOn := !c.tone.until.IsZero() && time.Now().Before(c.tone.until)
 	if !toneOn && !c.tone.until.IsZero() {
-		c.tone = tone{}
+		c.endToneLocked()
 	}
 	var music bool
 	switch {
@@ -452,6 +454,18 @@ func (c *Converter) next(in *[FrameSamples]float32, f, last *Frame) {
 		f.ULaw[i] = ulawSilence
 		f.ALaw[i] = alawSilence
 	}
+}
+
+// endToneLocked ends the tone and drops what the FIFO holds: the line-out
+// played its own tone meanwhile, and the level stage must not hear it (a
+// second of a quiet tone through the level stage left the music up to
+// 1.2 dB hot for seconds). The FIFO refills from the line's music and
+// streams again after its prefill. The caller holds mu.
+func (c *Converter) endToneLocked() {
+	c.tone = tone{}
+	c.head = (c.head + c.n) % fifoCap
+	c.n = 0
+	c.streaming, c.repeated = false, false
 }
 
 var (

@@ -670,3 +670,28 @@ func TestConverterRecentRing(t *testing.T) {
 		t.Fatalf("ring start at frame offset %d, want %d", off, (len(all)-recentBytes)%4)
 	}
 }
+
+// After a test tone the music comes back at the target level: the line's
+// own tone, still in the FIFO when the telephone tone ends, must not
+// reach the level stage.
+func TestConverterMusicLevelAfterTone(t *testing.T) {
+	c := NewConverter(NewHub(), ConverterOptions{})
+	feed(c, 441, -17, 10)
+	c.Tone(1000, -25, time.Hour)
+	feed(c, 1000, -40, 3) // the line-out's tone, much quieter than the music
+	c.Tone(0, 0, 0)
+	fs := feed(c, 441, -17, 6)
+	var music int
+	for music < len(fs) && fs[music].Silent {
+		music++
+	}
+	if music > 75 {
+		t.Errorf("%d silent frames after the tone, want at most the FIFO's prefill", music)
+	}
+	for sec := 1; (sec+1)*50+music <= len(fs); sec++ {
+		pcm := framesPCM(fs[music+sec*50 : music+(sec+1)*50])
+		if got := RMSToDBm0(rms64(pcm)); math.Abs(got-DefaultTargetDBm0) > 0.3 {
+			t.Errorf("second %d of music after the tone: %.2f dBm0, want %.1f ± 0.3", sec, got, DefaultTargetDBm0)
+		}
+	}
+}
