@@ -1,7 +1,6 @@
 package fleettest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // Broker is a mosquitto process listening with mutual TLS on a free
@@ -25,8 +26,7 @@ type Broker struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	logMu  sync.Mutex
-	log    *bytes.Buffer
+	log    testkit.LockedBuffer
 }
 
 // mosquittoBin finds Debian's mosquitto, which lives in /usr/sbin (often
@@ -84,19 +84,39 @@ func ACL(groups map[string][]string) string {
 // StartBroker writes a config and ACL under dir (the broker's cert is
 // issued by ca) and starts mosquitto, waiting until it accepts TCP.
 func StartBroker(dir string, ca *CA, acl string) (*Broker, error) {
-	if _, err := mosquittoBin(); err != nil {
-		return nil, err
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	cert, key, err := ca.Issue("broker", true)
 	if err != nil {
 		return nil, err
 	}
 	aclFile := filepath.Join(dir, "acl")
 	if err := os.WriteFile(aclFile, []byte(acl), 0o600); err != nil {
+		return nil, err
+	}
+	b, err := StartBrokerFiles(dir, BrokerFiles{CAFile: ca.CAFile, CertFile: cert, KeyFile: key, ACLFile: aclFile})
+	if b != nil {
+		b.CA = ca
+	}
+	return b, err
+}
+
+// BrokerFiles are what a broker trusts and presents: a CA other than
+// fleettest's (the operator's own, made by mohctl ca init) goes here.
+type BrokerFiles struct {
+	CAFile, CertFile, KeyFile, ACLFile string
+	// CRLFile, if set, makes mosquitto refuse revoked client
+	// certificates; it rereads the file on SIGHUP (Broker.HUP).
+	CRLFile string
+}
+
+// StartBrokerFiles writes a config under dir with the limits moh
+// documents and starts mosquitto on a free port with f, waiting until it
+// accepts TCP.
+func StartBrokerFiles(dir string, f BrokerFiles) (*Broker, error) {
+	if _, err := mosquittoBin(); err != nil {
+		return nil, err
+	}
+	port, err := testkit.FreePort()
+	if err != nil {
 		return nil, err
 	}
 	conf := filepath.Join(dir, "mosquitto.conf")
@@ -117,7 +137,10 @@ require_certificate true
 use_identity_as_username true
 allow_anonymous false
 acl_file %s
-`, MessageSizeLimit, MaxPacketSize, port, ca.CAFile, cert, key, aclFile)
+`, MessageSizeLimit, MaxPacketSize, port, f.CAFile, f.CertFile, f.KeyFile, f.ACLFile)
+	if f.CRLFile != "" {
+		c += "crlfile " + f.CRLFile + "\n"
+	}
 	if os.Geteuid() == 0 {
 		// As root mosquitto would switch to the mosquitto user, which
 		// cannot read the test's private temp dir.
@@ -126,7 +149,7 @@ acl_file %s
 	if err := os.WriteFile(conf, []byte(c), 0o600); err != nil {
 		return nil, err
 	}
-	b := &Broker{Dir: dir, Port: port, CA: ca, conf: conf}
+	b := &Broker{Dir: dir, Port: port, conf: conf}
 	if err := b.Start(); err != nil {
 		return nil, err
 	}
@@ -145,11 +168,8 @@ func (b *Broker) Start() error {
 		return err
 	}
 	cmd := exec.Command(bin, "-c", b.conf)
-	b.logMu.Lock()
-	b.log = &bytes.Buffer{}
-	b.logMu.Unlock()
-	cmd.Stdout = &lockedWriter{w: b.log, mu: &b.logMu}
-	cmd.Stderr = cmd.Stdout
+	b.log.Reset()
+	cmd.Stdout, cmd.Stderr = &b.log, &b.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start mosquitto: %w", err)
@@ -194,11 +214,15 @@ func (b *Broker) PID() int {
 	return b.cmd.Process.Pid
 }
 
-// Log is what mosquitto printed so far.
-func (b *Broker) Log() string {
-	b.logMu.Lock()
-	defer b.logMu.Unlock()
-	return b.log.String()
+// Log is what mosquitto printed since it last started.
+func (b *Broker) Log() string { return b.log.String() }
+
+// HUP asks mosquitto to reread its files (the CRL), as an operator's
+// `systemctl reload mosquitto` does.
+func (b *Broker) HUP() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cmd.Process.Signal(syscall.SIGHUP)
 }
 
 // RSSKiB is mosquitto's resident memory.
@@ -213,24 +237,4 @@ func (b *Broker) RSSKiB() (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS")
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

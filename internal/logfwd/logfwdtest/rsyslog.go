@@ -11,9 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // Line is one received message, as rsyslog parsed it.
@@ -38,12 +41,11 @@ const Binary = "/usr/sbin/rsyslogd"
 // with the server certificate cert/key and accepting only clients with
 // a certificate signed by ca.
 func Start(dir, ca, cert, key string) (*Rsyslog, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
+	port := strconv.Itoa(p)
 	r := &Rsyslog{Dir: dir, Port: port, Out: filepath.Join(dir, "received.log"), conf: filepath.Join(dir, "rsyslog.conf")}
 	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
 		return nil, err
