@@ -16,10 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,97 +25,17 @@ import (
 	"github.com/mohproject/moh/fleet"
 	"github.com/mohproject/moh/fleet/fleettest"
 	"github.com/mohproject/moh/internal/fleetca"
+	"github.com/mohproject/moh/internal/testkit"
 )
 
-// runNow is runCLI with the real clock: certificates are checked by real
-// boxes against theirs.
+// runNow is runCLI with the real clock: certificates and the expiries of
+// commands over the broker are checked by real boxes against theirs.
 func runNow(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	c := &cli{stdout: &out, stderr: &errb, now: time.Now, getenv: func(string) string { return "" }}
 	code := c.run(context.Background(), args)
 	return code, out.String(), errb.String()
-}
-
-// crlBroker is a real mosquitto with mutual TLS, the documented ACL and
-// crlfile pointing at the fleet CA's crl.pem, as fleet/README.md sets up.
-type crlBroker struct {
-	dir, conf string
-	port      int
-	mu        sync.Mutex
-	cmd       *exec.Cmd
-	done      chan struct{}
-	logMu     sync.Mutex
-	log       bytes.Buffer
-}
-
-func (b *crlBroker) url() string { return "mqtts://127.0.0.1:" + strconv.Itoa(b.port) }
-
-func (b *crlBroker) start(t *testing.T) {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	bin := "/usr/sbin/mosquitto"
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		bin = p
-	}
-	b.logMu.Lock()
-	b.log.Reset()
-	b.logMu.Unlock()
-	b.cmd = exec.Command(bin, "-c", b.conf)
-	b.cmd.Stdout = &lockedBuf{b: &b.log, mu: &b.logMu}
-	b.cmd.Stderr = b.cmd.Stdout
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	b.done = make(chan struct{})
-	go func(c *exec.Cmd, d chan struct{}) { c.Wait(); close(d) }(b.cmd, b.done)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(b.port), 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto not listening: %s", b.logText())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (b *crlBroker) stop() {
-	b.mu.Lock()
-	c, d := b.cmd, b.done
-	b.mu.Unlock()
-	if c != nil {
-		c.Process.Kill()
-		<-d
-	}
-}
-
-func (b *crlBroker) hup(t *testing.T) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (b *crlBroker) logText() string {
-	b.logMu.Lock()
-	defer b.logMu.Unlock()
-	return b.log.String()
-}
-
-type lockedBuf struct {
-	b  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }
 
 // issue makes a key and has the CA sign it, as the walkthrough's openssl
@@ -147,7 +64,7 @@ func issue(t *testing.T, ca *fleetca.CA, dir, cn string, server bool) (string, s
 type certFleet struct {
 	dir, caDir string
 	ca         *fleetca.CA
-	broker     *crlBroker
+	broker     *fleettest.Broker
 	via        []string
 }
 
@@ -176,37 +93,11 @@ func newCertFleet(t *testing.T, boxes ...string) *certFleet {
 	inv += "]}"
 	os.WriteFile(filepath.Join(dir, "inventory.json"), []byte(inv), 0o600)
 	os.WriteFile(filepath.Join(dir, "acl"), []byte(fleettest.ACL(groups)), 0o644)
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	conf := fmt.Sprintf(`user root
-per_listener_settings false
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-listener %d 127.0.0.1
-cafile %s
-certfile %s
-keyfile %s
-crlfile %s
-require_certificate true
-use_identity_as_username true
-allow_anonymous false
-acl_file %s
-`, port, filepath.Join(caDir, fleetca.CertFile), bc, bk, filepath.Join(caDir, fleetca.CRLFile), filepath.Join(dir, "acl"))
-	b := &crlBroker{dir: dir, conf: filepath.Join(dir, "mosquitto.conf"), port: port}
-	os.WriteFile(b.conf, []byte(conf), 0o600)
-	b.start(t)
-	t.Cleanup(func() {
-		b.stop()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", b.logText())
-		}
-	})
+	// The broker fleet/README.md sets up: the operator's CA and its CRL.
+	b := fleettest.MustBrokerFiles(t, dir, fleettest.BrokerFiles{CAFile: filepath.Join(caDir, fleetca.CertFile),
+		CertFile: bc, KeyFile: bk, CRLFile: filepath.Join(caDir, fleetca.CRLFile), ACLFile: filepath.Join(dir, "acl")})
 	return &certFleet{dir: dir, caDir: caDir, ca: ca, broker: b, via: []string{
-		"--via", b.url(), "--ca", filepath.Join(caDir, fleetca.CertFile), "--cert", oc, "--key", ok,
+		"--via", b.URL(), "--ca", filepath.Join(caDir, fleetca.CertFile), "--cert", oc, "--key", ok,
 		"--inventory", filepath.Join(dir, "inventory.json")}}
 }
 
@@ -223,31 +114,17 @@ func (f *certFleet) box(t *testing.T, bin, id string, data string, extra ...stri
 	if _, err := os.Stat(cf); err != nil {
 		cf, kf = issue(t, f.ca, f.dir, id, false)
 	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr = l.Addr().String()
-	l.Close()
-	var log bytes.Buffer
-	cmd := exec.Command(bin, append([]string{"run", "--data", data, "--listen", addr, "--output", "null",
-		"--mqtt-broker", f.broker.url(), "--mqtt-ca", filepath.Join(f.caDir, fleetca.CertFile),
-		"--mqtt-cert", cf, "--mqtt-key", kf, "--device-id", id, "--groups", "drill"}, extra...)...)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	kill = func() {
-		cmd.Process.Kill()
-		<-done
-	}
+	addr = testkit.FreeAddr(t)
+	p := testkit.Start(t, exec.Command(bin, append([]string{"run", "--data", data, "--listen", addr, "--output", "null",
+		"--mqtt-broker", f.broker.URL(), "--mqtt-ca", filepath.Join(f.caDir, fleetca.CertFile),
+		"--mqtt-cert", cf, "--mqtt-key", kf, "--device-id", id, "--groups", "drill"}, extra...)...))
 	t.Cleanup(func() {
-		kill()
+		p.Kill()
 		if t.Failed() {
-			t.Logf("%s log:\n%s", id, log.String())
+			t.Logf("%s log:\n%s", id, p.Log.String())
 		}
 	})
-	return kill, cf, addr
+	return p.Kill, cf, addr
 }
 
 // online waits until the box's retained status says online with a time
@@ -279,7 +156,7 @@ func (f *certFleet) online(t *testing.T, id string, since time.Time, d time.Dura
 func (f *certFleet) dialWith(certFile, keyFile string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl, err := fleet.Dial(ctx, fleet.ClientOptions{BrokerURL: f.broker.url(), CAFile: filepath.Join(f.caDir, fleetca.CertFile),
+	cl, err := fleet.Dial(ctx, fleet.ClientOptions{BrokerURL: f.broker.URL(), CAFile: filepath.Join(f.caDir, fleetca.CertFile),
 		CertFile: certFile, KeyFile: keyFile, ClientID: "probe-" + fleet.NewRequestID()})
 	if err != nil {
 		return err
@@ -290,15 +167,7 @@ func (f *certFleet) dialWith(certFile, keyFile string) error {
 
 func serialOf(t *testing.T, file string) string {
 	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := fleetca.ParseCert(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fleetca.SerialHex(c.SerialNumber)
+	return fleetca.SerialHex(fleettest.LeafOf(t, file).SerialNumber)
 }
 
 // The Heartbleed drill against a real mosquitto with a CRL and a real
@@ -306,10 +175,7 @@ func serialOf(t *testing.T, file string) string {
 // reconnects with cert 2 and stays connected; cert 1 is in the CRL and
 // the broker refuses it once it has reloaded the CRL (SIGHUP).
 func TestCertRotateRealBrokerCRL(t *testing.T) {
-	bin, err := buildMohd()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testkit.MustBuildMohd(t, realVersion)
 	f := newCertFleet(t, "paris-1")
 	data := t.TempDir()
 	start := time.Now()
@@ -346,14 +212,16 @@ func TestCertRotateRealBrokerCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(f.broker.url()).SetClientID("held-" + fleet.NewRequestID()).
+	held := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(f.broker.URL()).SetClientID("held-" + fleet.NewRequestID()).
 		SetTLSConfig(tc).SetAutoReconnect(false))
 	if tok := held.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("held session: %v", tok.Error())
 	}
 	defer held.Disconnect(0)
-	f.broker.hup(t)
-	waitUntil(t, 10*time.Second, "cert 1 refused after SIGHUP", func() bool { return f.dialWith(cert1, key1) != nil })
+	if err := f.broker.HUP(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, 100*time.Millisecond, "cert 1 refused after SIGHUP", func() bool { return f.dialWith(cert1, key1) != nil })
 	// ...survives the reload (so the docs say: restart the broker when
 	// an attacker may hold one), and not the restart below.
 	if tok := held.Subscribe("moh/paris-1/cmd", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil || !held.IsConnectionOpen() {
@@ -370,9 +238,11 @@ func TestCertRotateRealBrokerCRL(t *testing.T) {
 	}
 	// A broker restart makes every box reconnect: this one can only
 	// come back with cert 2, since cert 1 is now refused.
-	f.broker.stop()
+	f.broker.Stop()
 	restarted := time.Now()
-	f.broker.start(t)
+	if err := f.broker.Start(); err != nil {
+		t.Fatal(err)
+	}
 	f.online(t, "paris-1", restarted, 30*time.Second)
 	if held.IsConnectionOpen() {
 		t.Error("the session opened with cert 1 survived a broker restart")
@@ -391,10 +261,7 @@ func TestCertRotateRealBrokerCRL(t *testing.T) {
 // and getting its certificate: it comes back on the old pair, its waiting
 // key survives, and the certificate signed later installs.
 func TestCertRotateHandOffSurvivesKill(t *testing.T) {
-	bin, err := buildMohd()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testkit.MustBuildMohd(t, realVersion)
 	f := newCertFleet(t, "lyon-1")
 	data := t.TempDir()
 	start := time.Now()
@@ -456,10 +323,7 @@ func TestCertRotateHandOffSurvivesKill(t *testing.T) {
 // the next handshake, without a restart: the inventory URL's host is the
 // name it is issued for.
 func TestCertRotateHTTPSWithoutRestart(t *testing.T) {
-	bin, err := buildMohd()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := testkit.MustBuildMohd(t, realVersion)
 	f := newCertFleet(t, "nice-1")
 	data := t.TempDir()
 	start := time.Now()
@@ -498,16 +362,6 @@ func TestCertRotateHTTPSWithoutRestart(t *testing.T) {
 	}
 	if !strings.Contains(out, "new serial "+fleetca.SerialHex(after.SerialNumber)) {
 		t.Errorf("output does not name the served serial:\n%s", out)
-	}
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v: %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/mohproject/moh/internal/check"
 	"github.com/mohproject/moh/internal/status"
 	"github.com/mohproject/moh/player"
+	"github.com/mohproject/moh/player/playertest"
 	"github.com/mohproject/moh/uploads"
 )
 
@@ -30,19 +31,10 @@ type checkBox struct {
 func (b *checkBox) Status() status.Doc {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	d := status.Build(checkPlayer{b.st, b.flowing}, &uploads.DiskStatus{FreeBytes: 3 << 30, TotalBytes: 12 << 30}, "1.0.0")
+	d := status.Build(&playertest.Fixed{St: b.st, Flowing: b.flowing}, &uploads.DiskStatus{FreeBytes: 3 << 30, TotalBytes: 12 << 30}, "1.0.0")
 	d.Health = player.AssessHealth(b.st, b.flowing, nil, time.Now())
 	return d
 }
-
-// checkPlayer is the player behind a checkBox, for status.Build.
-type checkPlayer struct {
-	st      player.Status
-	flowing bool
-}
-
-func (p checkPlayer) Status() player.Status { return p.st }
-func (p checkPlayer) AudioFlowing() bool    { return p.flowing }
 
 func (b *checkBox) set(fn func(st *player.Status) bool) {
 	b.mu.Lock()
@@ -54,19 +46,12 @@ func (b *checkBox) set(fn func(st *player.Status) bool) {
 // TLS and ACLs, the box's real fleet agent publishing its status.
 func TestCheckViaBroker(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := fleettest.MustCA(t, dir)
 	groups := map[string][]string{"lyon": {"fr"}}
 	// Nagios gets a read-only certificate of its own: the status topics,
 	// no command topic (what fleet/README.md documents).
 	acl := fleettest.ACL(groups) + "\nuser nagios\ntopic read moh/+/status\n"
-	broker, err := fleettest.StartBroker(dir, ca, acl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Stop)
+	broker := fleettest.MustBroker(t, dir, ca, acl)
 
 	box := &checkBox{boxOps: &boxOps{}}
 	box.set(func(st *player.Status) bool {
@@ -75,10 +60,7 @@ func TestCheckViaBroker(t *testing.T) {
 		st.Watchdog.FaultsByClass = map[string]uint64{"stalled": 2}
 		return true
 	})
-	cert, key, err := ca.Issue("lyon", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, key := ca.MustIssue(t, "lyon", false)
 	ag, err := fleet.NewAgent(fleet.AgentOptions{
 		BrokerURL: broker.URL(), CAFile: ca.CAFile, CertFile: cert, KeyFile: key,
 		DeviceID: "lyon", Groups: groups["lyon"], Ops: box, Logger: slog.New(slog.DiscardHandler),
@@ -93,10 +75,7 @@ func TestCheckViaBroker(t *testing.T) {
 	stop := sync.OnceFunc(func() { stopAgent(); <-agentDone })
 	t.Cleanup(stop)
 
-	opCert, opKey, err := ca.Issue("nagios", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opCert, opKey := ca.MustIssue(t, "nagios", false)
 	via := []string{"--via", broker.URL(), "--ca", ca.CAFile, "--cert", opCert, "--key", opKey}
 	run := func(now func() time.Time, args ...string) (int, string) {
 		var out, errb bytes.Buffer

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,25 +16,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/mohproject/moh/fleet/fleettest"
+	"github.com/mohproject/moh/internal/testkit"
 )
-
-// lockedBuffer is a log both the command and the test touch.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestExporterAgainstRealMohd is the fleet exporter's acceptance test: a
 // real mosquitto with TLS and the documented ACLs (plus a read-only
@@ -53,21 +33,11 @@ func TestExporterAgainstRealMohd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("promtool not installed (make deps, or apt-get install prometheus): %v", err)
 	}
-	bin, err := buildMohd()
-	if err != nil {
-		t.Fatalf("build mohd: %v", err)
-	}
+	bin := testkit.MustBuildMohd(t, realVersion)
 	groups := map[string][]string{"east": {"paris"}, "west": {"lyon"}, "north": {"lille"}}
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	broker, err := fleettest.StartBroker(dir, ca, fleettest.ACL(groups)+"\nuser exporter\ntopic read moh/+/status\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Stop)
+	ca := fleettest.MustCA(t, dir)
+	broker := fleettest.MustBroker(t, dir, ca, fleettest.ACL(groups)+"\nuser exporter\ntopic read moh/+/status\n")
 
 	// west plays into a FIFO the test reads, as a PBX reads its
 	// music-on-hold input.
@@ -84,10 +54,7 @@ func TestExporterAgainstRealMohd(t *testing.T) {
 
 	boxes := map[string]*realBox{}
 	for _, dev := range []string{"east", "west", "north"} {
-		cert, key, err := ca.Issue(dev, false)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cert, key := ca.MustIssue(t, dev, false)
 		args := []string{"--mqtt-broker", broker.URL(), "--mqtt-ca", ca.CAFile, "--mqtt-cert", cert, "--mqtt-key", key,
 			"--device-id", dev, "--groups", strings.Join(groups[dev], ",")}
 		if dev == "west" {
@@ -99,15 +66,10 @@ func TestExporterAgainstRealMohd(t *testing.T) {
 		waitHealthy(t, b)
 	}
 
-	cert, key, err := ca.Issue("exporter", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	cert, key := ca.MustIssue(t, "exporter", false)
+	addr := testkit.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr lockedBuffer
+	var stderr testkit.LockedBuffer
 	done := make(chan int, 1)
 	go func() {
 		c := &cli{stdout: io.Discard, stderr: &stderr, now: time.Now, getenv: func(string) string { return "" }}
@@ -140,7 +102,7 @@ func TestExporterAgainstRealMohd(t *testing.T) {
 
 	start := time.Now()
 	pbx.Close() // west's audio stops: nobody reads it any more
-	boxes["north"].cmd.Process.Kill()
+	boxes["north"].Cmd.Process.Kill()
 	var critical, down time.Duration
 	text := waitScrape(t, url, 10*time.Second, "west critical and north down", func(v scraped) bool {
 		if critical == 0 && v.get("moh_fleet_health_state", "west") == 2 {

@@ -3,21 +3,19 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mohproject/moh/fleet/fleettest"
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // progFleet is n real mohd boxes linked to a real mosquitto, each with
@@ -31,70 +29,43 @@ type progFleet struct {
 
 func newProgFleet(t testing.TB, n int) *progFleet {
 	t.Helper()
-	bin, err := buildMohd()
-	if err != nil {
-		t.Fatalf("build mohd: %v", err)
-	}
+	bin := testkit.MustBuildMohd(t, realVersion)
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := fleettest.MustCA(t, dir)
 	groups := map[string][]string{}
 	for i := range n {
 		groups[fmt.Sprintf("box%02d", i)] = []string{"site"}
 	}
-	broker, err := fleettest.StartBroker(dir, ca, fleettest.ACL(groups))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Stop)
+	broker := fleettest.MustBroker(t, dir, ca, fleettest.ACL(groups))
 	f := &progFleet{boxes: make([]*realBox, n)}
 	var inv Inventory
 	var wg sync.WaitGroup
 	for i := range n {
 		name := fmt.Sprintf("box%02d", i)
-		cert, key, err := ca.Issue(name, false)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cert, key := ca.MustIssue(t, name, false)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f.boxes[i] = startMohdTB(t, bin, name, "--mqtt-broker", broker.URL(), "--mqtt-ca", ca.CAFile,
+			f.boxes[i] = testkit.StartMohd(t, bin, name, "--mqtt-broker", broker.URL(), "--mqtt-ca", ca.CAFile,
 				"--mqtt-cert", cert, "--mqtt-key", key, "--device-id", name, "--groups", "site")
 		}()
 	}
 	wg.Wait()
 	for _, b := range f.boxes {
-		inv.Boxes = append(inv.Boxes, Box{Name: b.name, URL: "http://" + b.addr, Token: b.token, TokenID: b.tokenID, Groups: []string{"site"}})
+		inv.Boxes = append(inv.Boxes, Box{Name: b.Name, URL: b.URL(), Token: b.Token, TokenID: b.TokenID, Groups: []string{"site"}})
 	}
 	f.inv = filepath.Join(dir, "inventory.json")
 	raw, _ := json.Marshal(inv)
 	if err := os.WriteFile(f.inv, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	opCert, opKey, err := ca.Issue("operator", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opCert, opKey := ca.MustIssue(t, "operator", false)
 	f.via = []string{"--inventory", f.inv, "--via", broker.URL(), "--ca", ca.CAFile, "--cert", opCert, "--key", opKey, "--timeout", "10s"}
 	// One short track on every box, pushed over HTTP as an operator does.
-	wav, mp3 := filepath.Join(dir, "alert.wav"), filepath.Join(dir, "alert.mp3")
-	if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "2", "-b", "16", wav, "synth", "3", "sine", "880", "vol", "0.3").CombinedOutput(); err != nil {
-		t.Fatalf("sox: %v %s", err, out)
-	}
-	if out, err := exec.Command("lame", "--quiet", "-b", "128", wav, mp3).CombinedOutput(); err != nil {
-		t.Fatalf("lame: %v %s", err, out)
-	}
+	mp3, music := filepath.Join(dir, "alert.mp3"), filepath.Join(dir, "music.mp3")
+	testkit.SineMP3(t, mp3, 3, 880, 0.3, 128)
 	f.alertFile = mp3
-	music := filepath.Join(dir, "music.mp3")
-	if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "2", "-b", "16", wav, "synth", "20", "sine", "440", "vol", "0.3").CombinedOutput(); err != nil {
-		t.Fatalf("sox: %v %s", err, out)
-	}
-	if out, err := exec.Command("lame", "--quiet", "-b", "128", wav, music).CombinedOutput(); err != nil {
-		t.Fatalf("lame: %v %s", err, out)
-	}
+	testkit.SineMP3(t, music, 20, 440, 0.3, 128)
 	for _, file := range []string{mp3, music} {
 		if code, out, errOut := runCLI(t, "--inventory", f.inv, "--parallel", "4", "push", file); code != 0 {
 			t.Fatalf("push: exit %d\n%s%s", code, out, errOut)
@@ -102,15 +73,15 @@ func newProgFleet(t testing.TB, n int) *progFleet {
 	}
 	// The music alone plays, so the override has a track to fade out.
 	for _, b := range f.boxes {
-		c := &apiClient{base: "http://" + b.addr, token: b.token}
+		c := &apiClient{base: b.URL(), token: b.Token}
 		var list struct{ Tracks []struct{ ID, Name string } }
 		if code := c.doJSON(t, "GET", "/api/v1/tracks", nil, &list); code != 200 {
-			t.Fatalf("%s: tracks %d", b.name, code)
+			t.Fatalf("%s: tracks %d", b.Name, code)
 		}
 		for _, tr := range list.Tracks {
 			if tr.Name == "music.mp3" {
 				if code := c.doJSON(t, "PUT", "/api/v1/playlists/default", map[string]any{"tracks": []string{tr.ID}}, nil); code != 200 {
-					t.Fatalf("%s: playlist %d", b.name, code)
+					t.Fatalf("%s: playlist %d", b.Name, code)
 				}
 			}
 		}
@@ -124,7 +95,7 @@ func newProgFleet(t testing.TB, n int) *progFleet {
 func (f *progFleet) waitMusic(t testing.TB) {
 	t.Helper()
 	for _, b := range f.boxes {
-		c := &apiClient{base: "http://" + b.addr, token: b.token}
+		c := &apiClient{base: b.URL(), token: b.Token}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			var st struct{ Track *struct{ Name string } }
@@ -133,7 +104,7 @@ func (f *progFleet) waitMusic(t testing.TB) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: the music is not on air", b.name)
+				t.Fatalf("%s: the music is not on air", b.Name)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -167,72 +138,6 @@ func (c *apiClient) doJSON(t testing.TB, method, path string, body, out any) int
 	return resp.StatusCode
 }
 
-// startMohdTB is startMohd (realmohd_test.go) for a benchmark too.
-func startMohdTB(t testing.TB, bin, name string, extra ...string) *realBox {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &realBox{name: name, addr: l.Addr().String(), data: t.TempDir()}
-	l.Close()
-	out, err := exec.Command(bin, "token", "create", "--scope", "admin", "--data", b.data).Output()
-	if err != nil {
-		t.Fatalf("token create: %v", err)
-	}
-	b.token = strings.TrimSpace(string(out))
-	b.cmd = exec.Command(bin, append([]string{"run", "--data", b.data, "--listen", b.addr, "--output", "null"}, extra...)...)
-	lw := &lockedLog{}
-	b.cmd.Stdout, b.cmd.Stderr = lw, lw
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { b.cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		b.cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, lw.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequest("GET", "http://"+b.addr+"/api/v1/tokens", nil)
-		req.Header.Set("Authorization", "Bearer "+b.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			var body struct{ Tokens []tokenInfo }
-			json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && len(body.Tokens) == 1 {
-				b.tokenID = body.Tokens[0].ID
-				return b
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s: API not up: %v", name, err)
-			return b
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// lockedLog is a daemon's output, written by exec's copier while a
-// failing test reads it.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 var audibleRE = regexp.MustCompile(`override audible after ([0-9.]+) s`)
 
 // overrideAll runs `mohctl override alert` with args and returns each
@@ -265,8 +170,8 @@ func (f *progFleet) clearAll(t testing.TB, args ...string) {
 
 func boxProgramme(t testing.TB, b *realBox) (reason, track string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+b.addr+"/api/v1/status", nil)
-	req.Header.Set("Authorization", "Bearer "+b.token)
+	req, _ := http.NewRequest("GET", b.URL()+"/api/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+b.Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +186,7 @@ func boxProgramme(t testing.TB, b *realBox) (reason, track string) {
 	}
 	json.NewDecoder(resp.Body).Decode(&d)
 	if d.Programme == nil {
-		t.Fatalf("%s: no programme in status", b.name)
+		t.Fatalf("%s: no programme in status", b.Name)
 	}
 	return d.Programme.Reason, d.Programme.Track
 }
@@ -315,7 +220,7 @@ exceptions:
 			t.Logf("time to audible over %s: %v", name, ds)
 			for _, b := range f.boxes {
 				if reason, _ := boxProgramme(t, b); reason != "override" {
-					t.Fatalf("%s: reason %s after the override", b.name, reason)
+					t.Fatalf("%s: reason %s after the override", b.Name, reason)
 				}
 			}
 			f.clearAll(t, args...)
@@ -328,7 +233,7 @@ exceptions:
 						break
 					}
 					if time.Now().After(deadline) {
-						t.Fatalf("%s: reason %s 2 s after the clear", b.name, reason)
+						t.Fatalf("%s: reason %s 2 s after the clear", b.Name, reason)
 					}
 					time.Sleep(20 * time.Millisecond)
 				}

@@ -1,20 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mohproject/moh/fleet/fleettest"
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/mohproject/moh/player"
 )
 
@@ -22,84 +19,19 @@ import (
 // tell the box's own answer from a default.
 const realVersion = "9.8.7-test"
 
-// buildMohd builds the real daemon once for the tests that need it.
-var buildMohd = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "mohctl-mohd-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "mohd")
-	out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+realVersion, "-o", bin, "../mohd").CombinedOutput()
-	if err != nil {
-		return "", &buildError{out: string(out), err: err}
-	}
-	return bin, nil
-})
-
-type buildError struct {
-	out string
-	err error
-}
-
-func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
-
-type realBox struct {
-	name, addr, data, token, tokenID string
-	cmd                              *exec.Cmd
-	log                              bytes.Buffer
-}
+// realBox is a real mohd on loopback.
+type realBox = testkit.Mohd
 
 // startMohd starts a real mohd on a free loopback port with an admin
-// token; extra are more `mohd run` flags.
+// token (testkit.StartMohd); extra are more `mohd run` flags. A box that
+// does not come up ends the test.
 func startMohd(t *testing.T, bin, name string, extra ...string) *realBox {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	b := testkit.StartMohd(t, bin, name, extra...)
+	if t.Failed() {
+		t.FailNow()
 	}
-	b := &realBox{name: name, addr: l.Addr().String(), data: t.TempDir()}
-	l.Close()
-	out, err := exec.Command(bin, "token", "create", "--scope", "admin", "--data", b.data).Output()
-	if err != nil {
-		t.Fatalf("token create: %v", err)
-	}
-	b.token = strings.TrimSpace(string(out))
-	b.cmd = exec.Command(bin, append([]string{"run", "--data", b.data, "--listen", b.addr, "--output", "null"}, extra...)...)
-	b.cmd.Stdout, b.cmd.Stderr = &b.log, &b.log
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { b.cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		b.cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, b.log.String())
-		}
-	})
-	// Wait for the API, then learn the token's id as an operator would
-	// (`GET /api/v1/tokens` on a fresh box lists just this one).
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		req, _ := http.NewRequest("GET", "http://"+b.addr+"/api/v1/tokens", nil)
-		req.Header.Set("Authorization", "Bearer "+b.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			var body struct{ Tokens []tokenInfo }
-			json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && len(body.Tokens) == 1 {
-				b.tokenID = body.Tokens[0].ID
-				return b
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: API not up: %v", name, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return b
 }
 
 // TestAgainstRealMohd drives real mohd processes on loopback, one of them
@@ -108,10 +40,7 @@ func TestAgainstRealMohd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs mohd")
 	}
-	bin, err := buildMohd()
-	if err != nil {
-		t.Fatalf("build mohd: %v", err)
-	}
+	bin := testkit.MustBuildMohd(t, realVersion)
 	mp3 := filepath.Join(t.TempDir(), "chime.mp3")
 	if out, err := exec.Command("ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
 		"-ac", "2", "-ar", "44100", "-b:a", "128k", mp3).CombinedOutput(); err != nil {
@@ -123,16 +52,14 @@ func TestAgainstRealMohd(t *testing.T) {
 	for _, n := range []string{"east", "west"} {
 		b := startMohd(t, bin, n)
 		boxes[n] = b
-		inv.Boxes = append(inv.Boxes, Box{Name: n, URL: "http://" + b.addr, Token: b.token, TokenID: b.tokenID, Groups: []string{"all"}})
+		inv.Boxes = append(inv.Boxes, Box{Name: n, URL: b.URL(), Token: b.Token, TokenID: b.TokenID, Groups: []string{"all"}})
 	}
 	// Until the watchdog has seen audio flow, a box's health is critical
 	// ("starting"): wait for that, as an operator would after a boot.
 	for _, b := range boxes {
 		waitHealthy(t, b)
 	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	inv.Boxes = append(inv.Boxes, Box{Name: "north", URL: "http://" + l.Addr().String(), Token: "moh_x", Groups: []string{"all"}})
-	l.Close()
+	inv.Boxes = append(inv.Boxes, Box{Name: "north", URL: "http://" + testkit.FreeAddr(t), Token: "moh_x", Groups: []string{"all"}})
 	invPath := filepath.Join(t.TempDir(), "inventory.json")
 	raw, _ := json.Marshal(inv)
 	os.WriteFile(invPath, raw, 0o600)
@@ -170,8 +97,8 @@ func TestAgainstRealMohd(t *testing.T) {
 		t.Errorf("rotate: %d %s", code, out)
 	}
 	// The old token is dead, the saved one works.
-	req, _ := http.NewRequest("GET", "http://"+boxes["east"].addr+"/api/v1/status", nil)
-	req.Header.Set("Authorization", "Bearer "+boxes["east"].token)
+	req, _ := http.NewRequest("GET", boxes["east"].URL()+"/api/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+boxes["east"].Token)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
 		t.Errorf("old token after rotation: %v %v", resp.StatusCode, err)
 	}
@@ -183,20 +110,7 @@ func TestAgainstRealMohd(t *testing.T) {
 // waitHealthy waits until b's /healthz says 200.
 func waitHealthy(t *testing.T, b *realBox) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + b.addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: /healthz never turned 200", b.name)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitHealthy(t, b.URL())
 }
 
 // TestSameStatusOverBothTransports: a real mohd linked to a real
@@ -207,32 +121,16 @@ func TestSameStatusOverBothTransports(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs mohd and mosquitto")
 	}
-	bin, err := buildMohd()
-	if err != nil {
-		t.Fatalf("build mohd: %v", err)
-	}
+	bin := testkit.MustBuildMohd(t, realVersion)
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	broker, err := fleettest.StartBroker(dir, ca, fleettest.ACL(map[string][]string{"box1": {"g"}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Stop)
-	cert, key, err := ca.Issue("box1", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := fleettest.MustCA(t, dir)
+	broker := fleettest.MustBroker(t, dir, ca, fleettest.ACL(map[string][]string{"box1": {"g"}}))
+	cert, key := ca.MustIssue(t, "box1", false)
 	b := startMohd(t, bin, "box1", "--mqtt-broker", broker.URL(), "--mqtt-ca", ca.CAFile,
 		"--mqtt-cert", cert, "--mqtt-key", key, "--device-id", "box1", "--groups", "g")
 	waitHealthy(t, b)
-	opCert, opKey, err := ca.Issue("operator", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv := Inventory{Boxes: []Box{{Name: "box1", URL: "http://" + b.addr, Token: b.token, TokenID: b.tokenID, Groups: []string{"g"}}}}
+	opCert, opKey := ca.MustIssue(t, "operator", false)
+	inv := Inventory{Boxes: []Box{{Name: "box1", URL: b.URL(), Token: b.Token, TokenID: b.TokenID, Groups: []string{"g"}}}}
 	invPath := filepath.Join(t.TempDir(), "inventory.json")
 	raw, _ := json.Marshal(inv)
 	if err := os.WriteFile(invPath, raw, 0o600); err != nil {

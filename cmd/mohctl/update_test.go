@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,23 +18,11 @@ import (
 	"time"
 
 	"github.com/mohproject/moh/fleet/fleettest"
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // newVersion is what the "bundle" carries: the second mohd build.
 const newVersion = "9.9.0-test"
-
-var buildMohdV2 = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "mohctl-mohd2-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "mohd")
-	out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+newVersion, "-o", bin, "../mohd").CombinedOutput()
-	if err != nil {
-		return "", &buildError{out: string(out), err: err}
-	}
-	return bin, nil
-})
 
 // fakeRauc is RAUC for a rollout test, where what matters is which slot
 // comes up after the reboot, not how it was written (the real rauc is
@@ -75,18 +61,13 @@ type simBox struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  bytes.Buffer
+	log  testkit.LockedBuffer
 	quit chan struct{}
 }
 
 func newSimBox(t *testing.T, name, v1, v2 string, fallsBack bool, extra ...string) *simBox {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &simBox{t: t, name: name, addr: l.Addr().String(), data: t.TempDir(), dir: t.TempDir(),
+	b := &simBox{t: t, name: name, addr: testkit.FreeAddr(t), data: t.TempDir(), dir: t.TempDir(),
 		fallsBack: fallsBack, v1: v1, v2: v2, extra: extra, quit: make(chan struct{})}
-	l.Close()
 	out, err := exec.Command(v1, "token", "create", "--scope", "admin", "--data", b.data).Output()
 	if err != nil {
 		t.Fatalf("token create: %v", err)
@@ -174,30 +155,7 @@ func (b *simBox) rebooter() {
 
 func (b *simBox) waitHealthy(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + b.addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: /healthz never turned 200", b.name)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// runReal is runCLI with the real clock: commands over the broker carry
-// expiries the real boxes check.
-func runReal(t testing.TB, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	c := &cli{stdout: &out, stderr: &errb, now: time.Now, getenv: func(string) string { return "" }}
-	code := c.run(context.Background(), args)
-	return code, out.String(), errb.String()
+	testkit.WaitHealthy(t, "http://"+b.addr)
 }
 
 // TestUpdateRolloutHaltsOnRollback: a wave of two real boxes, one of
@@ -208,14 +166,8 @@ func TestUpdateRolloutHaltsOnRollback(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs mohd and mosquitto")
 	}
-	v1, err := buildMohd()
-	if err != nil {
-		t.Fatalf("build mohd: %v", err)
-	}
-	v2, err := buildMohdV2()
-	if err != nil {
-		t.Fatalf("build mohd: %v", err)
-	}
+	v1 := testkit.MustBuildMohd(t, realVersion)
+	v2 := testkit.MustBuildMohd(t, newVersion)
 	for _, via := range []bool{false, true} {
 		name := "http"
 		if via {
@@ -223,15 +175,9 @@ func TestUpdateRolloutHaltsOnRollback(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			ca, err := fleettest.NewCA(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ca := fleettest.MustCA(t, dir)
 			// The company file server, signed by the fleet CA the boxes trust.
-			srvCert, srvKey, err := ca.Issue("files", true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			srvCert, srvKey := ca.MustIssue(t, "files", true)
 			bundle := bytes.Repeat([]byte("a signed bundle "), 4096)
 			sum := sha256.Sum256(bundle)
 			files := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -265,10 +211,7 @@ func TestUpdateRolloutHaltsOnRollback(t *testing.T) {
 			for _, n := range names {
 				extra := append([]string{}, common...)
 				if via {
-					cert, key, err := ca.Issue(n, false)
-					if err != nil {
-						t.Fatal(err)
-					}
+					cert, key := ca.MustIssue(t, n, false)
 					extra = append(extra, "--mqtt-broker", broker.URL(), "--mqtt-cert", cert, "--mqtt-key", key, "--device-id", n, "--groups", "g")
 				}
 				b := newSimBox(t, n, v1, v2, n == "bravo", extra...)
@@ -283,16 +226,13 @@ func TestUpdateRolloutHaltsOnRollback(t *testing.T) {
 			os.WriteFile(invPath, raw, 0o600)
 			args := []string{"--inventory", invPath}
 			if via {
-				opCert, opKey, err := ca.Issue("operator", false)
-				if err != nil {
-					t.Fatal(err)
-				}
+				opCert, opKey := ca.MustIssue(t, "operator", false)
 				args = append(args, "--via", broker.URL(), "--ca", ca.CAFile, "--cert", opCert, "--key", opKey)
 			}
 			args = append(args, "update", files.URL+"/moh-"+newVersion+".raucb", "--sha256", hex.EncodeToString(sum[:]),
 				"--wave", "2", "--halt-after", "1", "--wait", "60s", "--poll", "200ms")
 			start := time.Now()
-			code, out, errOut := runReal(t, args...)
+			code, out, errOut := runNow(t, args...)
 			t.Logf("rollout took %s:\n%s%s", time.Since(start).Round(time.Millisecond), out, errOut)
 			if code != exitFailed {
 				t.Fatalf("exit %d, want %d", code, exitFailed)
@@ -340,17 +280,14 @@ func TestUpdateFailureIsNotRollback(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs mohd")
 	}
-	v1, err := buildMohd()
-	if err != nil {
-		t.Fatalf("build mohd: %v", err)
-	}
+	v1 := testkit.MustBuildMohd(t, realVersion)
 	b := newSimBox(t, "delta", v1, v1, false, "--update", "off")
 	b.waitHealthy(t)
 	inv := Inventory{Boxes: []Box{{Name: "delta", URL: "http://" + b.addr, Token: b.token}}}
 	invPath := filepath.Join(t.TempDir(), "inventory.json")
 	raw, _ := json.Marshal(inv)
 	os.WriteFile(invPath, raw, 0o600)
-	code, out, errOut := runReal(t, "--inventory", invPath, "-o", "json", "update", "https://127.0.0.1:1/b.raucb",
+	code, out, errOut := runNow(t, "--inventory", invPath, "-o", "json", "update", "https://127.0.0.1:1/b.raucb",
 		"--sha256", strings.Repeat("ab", 32))
 	var rows []updateRow
 	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
@@ -359,7 +296,7 @@ func TestUpdateFailureIsNotRollback(t *testing.T) {
 	if code != exitFailed || rows[0].Result != "failed" || rows[0].From != realVersion || !strings.Contains(rows[0].Reason, "update_off") {
 		t.Fatalf("exit %d, row %+v", code, rows[0])
 	}
-	if code, _, _ := runReal(t, "--inventory", invPath, "update", "http://plain/b", "--sha256", strings.Repeat("ab", 32)); code != exitUsage {
+	if code, _, _ := runNow(t, "--inventory", invPath, "update", "http://plain/b", "--sha256", strings.Repeat("ab", 32)); code != exitUsage {
 		t.Fatalf("a plain-http bundle URL: exit %d, want %d", code, exitUsage)
 	}
 }

@@ -79,16 +79,9 @@ func (o *boxOps) Reorder([]string) error      { return nil }
 
 func TestViaMQTT(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := fleettest.MustCA(t, dir)
 	groups := map[string][]string{"a": {"g"}, "b": {"g"}, "c": {"g"}, "never": {"g"}}
-	broker, err := fleettest.StartBroker(dir, ca, fleettest.ACL(groups))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Stop)
+	broker := fleettest.MustBroker(t, dir, ca, fleettest.ACL(groups))
 
 	body := []byte("a verified track")
 	files := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
@@ -97,10 +90,7 @@ func TestViaMQTT(t *testing.T) {
 	ops := map[string]*boxOps{}
 	stops := map[string]context.CancelFunc{}
 	for _, dev := range []string{"a", "b", "c"} {
-		cert, key, err := ca.Issue(dev, false)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cert, key := ca.MustIssue(t, dev, false)
 		ops[dev] = &boxOps{volume: 50, state: "playing"}
 		ag, err := fleet.NewAgent(fleet.AgentOptions{
 			BrokerURL: broker.URL(), CAFile: ca.CAFile, CertFile: cert, KeyFile: key,
@@ -132,10 +122,7 @@ func TestViaMQTT(t *testing.T) {
 	invPath := filepath.Join(dir, "inventory.json")
 	raw, _ := json.Marshal(inv)
 	os.WriteFile(invPath, raw, 0o600)
-	opCert, opKey, err := ca.Issue("operator", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opCert, opKey := ca.MustIssue(t, "operator", false)
 	via := []string{"--inventory", invPath, "--via", broker.URL(), "--ca", ca.CAFile, "--cert", opCert, "--key", opKey, "--timeout", "1500ms"}
 
 	code, out, errOut := runCLI(t, append(via, "status")...)

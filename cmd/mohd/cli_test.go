@@ -14,6 +14,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/mohproject/moh/webui"
 )
 
@@ -232,9 +233,9 @@ func TestPasswdAtTerminal(t *testing.T) {
 			t.Errorf("the password was echoed:\n%q", s.output())
 		}
 		// The stored password is the one typed: the daemon lets it in.
-		addr := freeAddr(t)
+		addr := testkit.FreeAddr(t)
 		d := startDaemon(t, data, addr)
-		defer d.kill()
+		defer d.Kill()
 		waitHealthy(t, "http://"+addr)
 		hc := loginClientFrom("127.0.0.1", 1)
 		if code, body, err := postLoginFrom(hc, "http://"+addr, good); err != nil || code != 303 {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/mohproject/moh/uploads"
 )
 
@@ -27,13 +28,14 @@ func TestConfigFile(t *testing.T) {
 		}
 		return p
 	}
-	tests := []struct {
+	type configCase struct {
 		name    string
 		conf    string
 		args    []string
 		check   func(c *config) string
 		wantErr string
-	}{
+	}
+	tests := []configCase{
 		{
 			name: "file sets keys",
 			conf: "# moh\nbackend = mpd\noutput = \"file:/tmp/x.raw\"\nlisten=:9000\n",
@@ -106,37 +108,15 @@ func TestConfigFile(t *testing.T) {
 	}
 	for _, bad := range badValues {
 		if bad.flag == "" {
-			tests = append(tests, struct {
-				name    string
-				conf    string
-				args    []string
-				check   func(c *config) string
-				wantErr string
-			}{name: "file " + bad.key + " " + bad.value, conf: "\n" + bad.key + " = " + bad.value + " # the admin's note\n", wantErr: "mohd.conf:2: " + bad.want})
+			tests = append(tests, configCase{name: "file " + bad.key + " " + bad.value, conf: "\n" + bad.key + " = " + bad.value + " # the admin's note\n", wantErr: "mohd.conf:2: " + bad.want})
 			continue
 		}
-		tests = append(tests, struct {
-			name    string
-			conf    string
-			args    []string
-			check   func(c *config) string
-			wantErr string
-		}{name: "flag " + bad.key + " " + bad.value, args: []string{bad.flag, bad.value}, wantErr: bad.want})
+		tests = append(tests, configCase{name: "flag " + bad.key + " " + bad.value, args: []string{bad.flag, bad.value}, wantErr: bad.want})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := write(tc.conf)
-			var c config
-			fs := flag.NewFlagSet("run", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			runFlags(fs, &c)
-			err := parseFlags(fs, &c, append([]string{"--config", p, "--data", dir}, tc.args...))
-			if err == nil {
-				err = c.finish()
-			}
-			if err == nil {
-				err = c.checkRun()
-			}
+			c, err := parseRunConfig(append([]string{"--config", p, "--data", dir}, tc.args...))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
@@ -146,7 +126,7 @@ func TestConfigFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if msg := tc.check(&c); msg != "" {
+			if msg := tc.check(c); msg != "" {
 				t.Fatal(msg)
 			}
 			if c.Music != filepath.Join(dir, "library") {
@@ -159,6 +139,34 @@ func TestConfigFile(t *testing.T) {
 // badValues are settings mohd must refuse at start; want is the message:
 // the key, the value as given and what is allowed. An empty flag means the
 // case is given in the config file, the rest as flags.
+// confArgs writes conf as root/mohd.conf and returns the flags that
+// point mohd at it.
+func confArgs(t *testing.T, root, conf string) []string {
+	t.Helper()
+	p := filepath.Join(root, "mohd.conf")
+	if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--config", p}
+}
+
+// parseRunConfig is what `mohd run` does with its command line and
+// config file before it starts anything: parse, finish, check.
+func parseRunConfig(args []string) (*config, error) {
+	var c config
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	runFlags(fs, &c)
+	err := parseFlags(fs, &c, args)
+	if err == nil {
+		err = c.finish()
+	}
+	if err == nil {
+		err = c.checkRun()
+	}
+	return &c, err
+}
+
 var badValues = []struct {
 	flag, key, value, want string
 }{
@@ -257,14 +265,10 @@ func TestBadConfigRefusedAtStart(t *testing.T) {
 			args := append(append([]string{}, r.args...), "--data", data)
 			if r.args[0] == "run" {
 				// A bad value given as a flag comes after these, so it wins.
-				args = append([]string{"run", "--data", data, "--listen", freeAddr(t), "--output", "null"}, r.args[1:]...)
+				args = append([]string{"run", "--data", data, "--listen", testkit.FreeAddr(t), "--output", "null"}, r.args[1:]...)
 			}
 			if r.conf != "" {
-				p := filepath.Join(root, "mohd.conf")
-				if err := os.WriteFile(p, []byte(r.conf), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				args = append(args, "--config", p)
+				args = append(args, confArgs(t, root, r.conf)...)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

@@ -21,27 +21,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // The service user of these tests: nobody stands in for the appliance's
 // moh account, a user that is not root and owns the data dir.
 const ddSvcUID, ddSvcGID = 65534, 65534
 
-// ddLog is a daemon's output, written by exec's copier while the test
-// reads it.
-type ddLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *ddLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *ddLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-type ddDaemon struct {
-	cmd  *exec.Cmd
-	log  *ddLog
-	done chan struct{}
-}
+// ddDaemon is a daemon under test (testkit.Launch: a start that may
+// fail by design).
+type ddDaemon = testkit.Proc
 
 // ddSetup gives a test a mohd binary and a data dir both usable by the
 // user cred (nil: root). t.TempDir's parents are root's and 0700, which the
@@ -86,17 +76,7 @@ func ddCommand(bin string, cred *syscall.Credential, args ...string) *exec.Cmd {
 }
 
 func ddLaunch(bin string, cred *syscall.Credential, args ...string) (*ddDaemon, error) {
-	d := &ddDaemon{cmd: ddCommand(bin, cred, args...), log: &ddLog{}, done: make(chan struct{})}
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { d.cmd.Wait(); close(d.done) }()
-	return d, nil
-}
-
-func (d *ddDaemon) cleanup(t *testing.T) {
-	t.Cleanup(func() { d.cmd.Process.Signal(syscall.SIGKILL); <-d.done })
+	return testkit.Launch(ddCommand(bin, cred, args...))
 }
 
 // noPCMCache turns the direct backend's PCM cache off for daemons whose
@@ -107,21 +87,7 @@ const noPCMCache = "--pcm-cache-budget=-1"
 
 func ddStart(t *testing.T, bin string, cred *syscall.Credential, args ...string) *ddDaemon {
 	t.Helper()
-	d, err := ddLaunch(bin, cred, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.cleanup(t)
-	return d
-}
-
-func (d *ddDaemon) running() bool {
-	select {
-	case <-d.done:
-		return false
-	default:
-		return true
-	}
+	return testkit.Start(t, ddCommand(bin, cred, args...))
 }
 
 var ddCreated = regexp.MustCompile(`created token ([0-9a-f]+) `)
@@ -230,7 +196,7 @@ func TestTokenCreatesBesideDaemon(t *testing.T) {
 			}
 			want := map[string]string{admin.id: admin.token} // id → token expected to work at the end
 
-			addr := freeAddr(t)
+			addr := testkit.FreeAddr(t)
 			base := "http://" + addr
 			burst := func(phase string) []ddToken {
 				toks := make([]ddToken, 20)
@@ -269,15 +235,15 @@ func TestTokenCreatesBesideDaemon(t *testing.T) {
 			if startErr != nil {
 				t.Fatal(startErr)
 			}
-			d.cleanup(t)
+			t.Cleanup(d.Kill)
 			var up time.Time
 			for deadline := time.Now().Add(20 * time.Second); ; {
 				if ddStatusCode(base, adminTok) == 200 {
 					up = time.Now()
 					break
 				}
-				if !d.running() || time.Now().After(deadline) {
-					t.Fatalf("daemon not answering:\n%s", d.log)
+				if d.Exited() || time.Now().After(deadline) {
+					t.Fatalf("daemon not answering:\n%s", d.Log)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -407,10 +373,10 @@ func TestTokenCreatesBesideDaemon(t *testing.T) {
 				}
 			}
 
-			if !d.running() {
-				t.Fatalf("daemon exited:\n%s", d.log)
+			if d.Exited() {
+				t.Fatalf("daemon exited:\n%s", d.Log)
 			}
-			if n := strings.Count(d.log.String(), "mohd starting"); n != 1 {
+			if n := strings.Count(d.Log.String(), "mohd starting"); n != 1 {
 				t.Errorf("daemon started %d times", n)
 			}
 			ddCheckOwnership(t, data)
@@ -477,12 +443,12 @@ func TestRootPasswdAndRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	base := "http://" + addr
 	d := ddStart(t, bin, svc, "run", "--data", data, "--listen", addr, "--output", "null", noPCMCache)
 	api := &apiClient{base: base, token: strings.TrimSpace(string(adminOut)), hc: &http.Client{Timeout: 5 * time.Second}}
 	if err := ddWorksWithin(base, api.token, time.Now(), 20*time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, d.log)
+		t.Fatalf("%v\n%s", err, d.Log)
 	}
 	victim, err := ddTokenCreate(bin, nil, data, "read", "victim")
 	if err != nil {
@@ -518,15 +484,8 @@ func TestRootPasswdAndRevoke(t *testing.T) {
 // ddMP3 encodes a short real MP3 (sox sine, lame) to upload.
 func ddMP3(t *testing.T, secs float64, freq int) []byte {
 	t.Helper()
-	dir := t.TempDir()
-	wav, mp3 := filepath.Join(dir, "a.wav"), filepath.Join(dir, "a.mp3")
-	if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "2", "-b", "16", wav,
-		"synth", fmt.Sprint(secs), "sine", fmt.Sprint(freq), "vol", "0.3").CombinedOutput(); err != nil {
-		t.Fatalf("sox: %v %s", err, out)
-	}
-	if out, err := exec.Command("lame", "--quiet", "-b", "128", wav, mp3).CombinedOutput(); err != nil {
-		t.Fatalf("lame: %v %s", err, out)
-	}
+	mp3 := filepath.Join(t.TempDir(), "a.mp3")
+	testkit.SineMP3(t, mp3, secs, freq, 0.3, 128)
 	b, err := os.ReadFile(mp3)
 	if err != nil {
 		t.Fatal(err)
@@ -629,15 +588,12 @@ func ddTrackIDs(t *testing.T, api *apiClient) []string {
 // there after the first daemon restarts.
 func TestSecondDaemonChangesNothing(t *testing.T) {
 	data := t.TempDir()
-	out, err := mohdCmd(t, "", "token", "create", "--scope", "admin", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
+	out := createToken(t, data, "admin")
+	addr := testkit.FreeAddr(t)
 	first := ddStart(t, mohdBin, nil, "run", "--data", data, "--listen", addr, "--output", "null", noPCMCache)
-	api := &apiClient{base: "http://" + addr, token: strings.TrimSpace(out), hc: &http.Client{Timeout: 60 * time.Second}}
+	api := &apiClient{base: "http://" + addr, token: out, hc: &http.Client{Timeout: 60 * time.Second}}
 	if err := ddWorksWithin(api.base, api.token, time.Now(), 20*time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, first.log)
+		t.Fatalf("%v\n%s", err, first.Log)
 	}
 	done := make(chan struct{})
 	close(done)
@@ -665,18 +621,18 @@ func TestSecondDaemonChangesNothing(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the first half is all written
 	snap := ddSnapshot(t, data)
 
-	second := ddStart(t, mohdBin, nil, "run", "--data", data, "--listen", freeAddr(t), "--output", "null", noPCMCache)
+	second := ddStart(t, mohdBin, nil, "run", "--data", data, "--listen", testkit.FreeAddr(t), "--output", "null", noPCMCache)
 	select {
-	case <-second.done:
+	case <-second.Done():
 	case <-time.After(10 * time.Second):
-		t.Fatalf("a second daemon on the same data dir is still running after 10 s:\n%s", second.log)
+		t.Fatalf("a second daemon on the same data dir is still running after 10 s:\n%s", second.Log)
 	}
-	if code := second.cmd.ProcessState.ExitCode(); code == 0 {
+	if code := second.Cmd.ProcessState.ExitCode(); code == 0 {
 		t.Errorf("second daemon exited 0")
 	}
-	msg := fmt.Sprintf("data dir %s is in use by another mohd (pid %d)", data, first.cmd.Process.Pid)
-	if !strings.Contains(second.log.String(), msg) {
-		t.Errorf("second daemon's message lacks %q:\n%s", msg, second.log)
+	msg := fmt.Sprintf("data dir %s is in use by another mohd (pid %d)", data, first.Cmd.Process.Pid)
+	if !strings.Contains(second.Log.String(), msg) {
+		t.Errorf("second daemon's message lacks %q:\n%s", msg, second.Log)
 	}
 	after := ddSnapshot(t, data)
 	for p, d := range snap {
@@ -703,14 +659,14 @@ func TestSecondDaemonChangesNothing(t *testing.T) {
 	if got := ddTrackIDs(t, api); !slices.Equal(got, want) {
 		t.Fatalf("tracks after the upload: %v, want %v", got, want)
 	}
-	if !first.running() {
-		t.Fatalf("first daemon exited:\n%s", first.log)
+	if first.Exited() {
+		t.Fatalf("first daemon exited:\n%s", first.Log)
 	}
 
 	// What was acknowledged survives the next start.
-	first.cmd.Process.Signal(syscall.SIGTERM)
-	<-first.done
-	addr = freeAddr(t)
+	first.Cmd.Process.Signal(syscall.SIGTERM)
+	<-first.Done()
+	addr = testkit.FreeAddr(t)
 	ddStart(t, mohdBin, nil, "run", "--data", data, "--listen", addr, "--output", "null", noPCMCache)
 	api.base = "http://" + addr
 	if err := ddWorksWithin(api.base, api.token, time.Now(), 20*time.Second); err != nil {

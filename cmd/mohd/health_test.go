@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // signals is what every monitoring surface of one box says at one moment.
@@ -88,13 +90,10 @@ func TestOneHealthTruth(t *testing.T) {
 	}
 	start := func(t *testing.T, output string) (*apiClient, string, string, *mohdProc) {
 		data := t.TempDir()
-		tok, err := mohdCmd(t, "", "token", "create", "--scope", "admin", "--data", data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := freeAddr(t)
+		tok := createToken(t, data, "admin")
+		addr := testkit.FreeAddr(t)
 		d := startDaemon(t, data, addr, "--output", output)
-		c := &apiClient{base: "http://" + addr, token: strings.TrimSpace(tok), hc: &http.Client{Timeout: 5 * time.Second}}
+		c := &apiClient{base: "http://" + addr, token: tok, hc: &http.Client{Timeout: 5 * time.Second}}
 		inv := filepath.Join(t.TempDir(), "inventory.json")
 		raw, _ := json.Marshal(map[string]any{"boxes": []map[string]string{{"name": "box", "url": c.base, "token": c.token}}})
 		if err := os.WriteFile(inv, raw, 0o600); err != nil {
@@ -117,7 +116,7 @@ func TestOneHealthTruth(t *testing.T) {
 				return readSignals(t, c, data, mohctl, inv)
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("health never became %s (last %q):\n%s", want, st.Health.State, d.log)
+				t.Fatalf("health never became %s (last %q):\n%s", want, st.Health.State, d.Log)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // The connection-flood tests are hostile clients on loopback only, bounded
@@ -250,12 +252,8 @@ func TestConnectionFlood(t *testing.T) {
 	if _, err := mohdCmd(t, pw+"\n", "passwd", "--data", data); err != nil {
 		t.Fatal(err)
 	}
-	out, err := mohdCmd(t, "", "token", "create", "--scope", "admin", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(out)
-	addr := freeAddr(t)
+	token := createToken(t, data, "admin")
+	addr := testkit.FreeAddr(t)
 	d := startDaemon(t, data, addr)
 	base := "http://" + addr
 	api := &apiClient{base: base, token: token, hc: &http.Client{Timeout: 5 * time.Second}}
@@ -342,14 +340,12 @@ func TestConnectionFlood(t *testing.T) {
 	})
 	s, err := api.status()
 	if err != nil || s.State != "playing" {
-		t.Fatalf("after the floods: %+v %v\n%s", s, err, d.log)
+		t.Fatalf("after the floods: %+v %v\n%s", s, err, d.Log)
 	}
-	select {
-	case <-d.done:
-		t.Fatalf("mohd exited:\n%s", d.log)
-	default:
+	if d.Exited() {
+		t.Fatalf("mohd exited:\n%s", d.Log)
 	}
-	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.cmd.Process.Pid)); err == nil {
+	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.Cmd.Process.Pid)); err == nil {
 		t.Logf("mohd holds %d file descriptors after the floods", len(fds))
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 const hostilePW = "correct horse battery"
@@ -245,14 +247,11 @@ func TestHostileLoginFlood(t *testing.T) {
 	if _, err := mohdCmd(t, hostilePW+"\n", "passwd", "--data", data); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := mohdCmd(t, "", "token", "create", "--scope", "read", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
+	tok := createToken(t, data, "read")
+	addr := testkit.FreeAddr(t)
 	base := "http://" + addr
 	d := startDaemon(t, data, addr)
-	c := &apiClient{base: base, token: strings.TrimSpace(tok), hc: &http.Client{Timeout: 5 * time.Second}}
+	c := &apiClient{base: base, token: tok, hc: &http.Client{Timeout: 5 * time.Second}}
 	waitFlowing(t, c, d, time.Now())
 	waitHealthy(t, base)
 	time.Sleep(time.Second) // past the output's start-up lead
@@ -306,14 +305,12 @@ func TestHostileLoginFlood(t *testing.T) {
 	// Audio and the token kept working for a while after the flood too.
 	time.Sleep(time.Second)
 	faults, samples, slowest := watch.finish()
-	rss := hlPeakRSS(t, d.cmd.Process.Pid)
+	rss := hlPeakRSS(t, d.Cmd.Process.Pid)
 	t.Logf("peak RSS (VmHWM) %.1f MB; audio/token checks: %d, %d faults, slowest %v; whole test %v",
 		float64(rss)/1e6, samples, len(faults), slowest.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 
-	select {
-	case <-d.done:
-		t.Fatalf("mohd died under the flood:\n%s", d.log)
-	default:
+	if d.Exited() {
+		t.Fatalf("mohd died under the flood:\n%s", d.Log)
 	}
 	if n := one.checked.Load(); n > 5 {
 		t.Errorf("one address: %d guesses checked, limit 5", n)
@@ -351,7 +348,7 @@ func TestHostileLoginFlood(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	d.kill()
+	d.Kill()
 	src.CloseIdleConnections()
 	startDaemon(t, data, addr)
 	waitHealthy(t, base)

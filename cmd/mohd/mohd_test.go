@@ -6,16 +6,16 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // mohdBin is built once per test run; tests run the real binary.
@@ -37,54 +37,52 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
+// mohdCmd runs a mohd subcommand to completion; a non-zero exit is an
+// error carrying stderr.
+func mohdCmd(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	code, out, errOut := runMohd(t, stdin, args...)
+	if code != 0 {
+		return out, fmt.Errorf("exit status %d: %s", code, errOut)
+	}
+	return out, nil
+}
+
+// createToken runs `mohd token create` for scope in data and returns the
+// token.
+func createToken(t *testing.T, data, scope string) string {
+	t.Helper()
+	out, err := mohdCmd(t, "", "token", "create", "--scope", scope, "--data", data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return strings.TrimSpace(lastLine(out))
 }
 
-// mohdCmd runs a mohd subcommand to completion.
-func mohdCmd(t *testing.T, stdin string, args ...string) (string, error) {
+// loop441Data is a data dir whose library holds a 3 s loop of whole
+// 441 Hz periods: gapless playback makes it one endless sine, and any
+// gap or click at the loop point shows.
+func loop441Data(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command(mohdBin, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		return out.String(), fmt.Errorf("%v: %s", err, errb.String())
+	data := t.TempDir()
+	lib := filepath.Join(data, "library")
+	if err := os.MkdirAll(lib, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	return out.String(), nil
+	testkit.SineMP3(t, filepath.Join(lib, "loop441.mp3"), 3, 441, 0.5, 192)
+	return data
 }
 
+// mohdProc is a `mohd run` the test owns, killed and reaped at its end.
 type mohdProc struct {
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	*testkit.Proc
 	addr string
-	done chan struct{}
 }
 
 func startDaemon(t *testing.T, data, addr string, extra ...string) *mohdProc {
 	t.Helper()
 	args := append([]string{"run", "--data", data, "--listen", addr, "--output", "null"}, extra...)
-	d := &mohdProc{cmd: exec.Command(mohdBin, args...), log: &bytes.Buffer{}, addr: addr, done: make(chan struct{})}
-	d.cmd.Stdout = d.log
-	d.cmd.Stderr = d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() { d.kill() })
-	return d
-}
-
-func (d *mohdProc) kill() {
-	d.cmd.Process.Signal(syscall.SIGKILL)
-	<-d.done
+	return &mohdProc{Proc: testkit.Start(t, exec.Command(mohdBin, args...)), addr: addr}
 }
 
 type apiClient struct {
@@ -142,10 +140,8 @@ func waitFlowing(t *testing.T, c *apiClient, d *mohdProc, start time.Time) (stat
 	deadline := time.Now().Add(20 * time.Second)
 	var first *statusDoc
 	for time.Now().Before(deadline) {
-		select {
-		case <-d.done:
-			t.Fatalf("mohd exited early:\n%s", d.log)
-		default:
+		if d.Exited() {
+			t.Fatalf("mohd exited early:\n%s", d.Log)
 		}
 		s, err := c.status()
 		if err == nil {
@@ -162,7 +158,7 @@ func waitFlowing(t *testing.T, c *apiClient, d *mohdProc, start time.Time) (stat
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("mohd did not resume within 20 s:\n%s", d.log)
+	t.Fatalf("mohd did not resume within 20 s:\n%s", d.Log)
 	return statusDoc{}, 0
 }
 
@@ -177,16 +173,12 @@ type settingsDoc struct {
 // acknowledged settings or the change in flight, and resume.
 func TestKill9WhileChangingState(t *testing.T) {
 	data := t.TempDir()
-	out, err := mohdCmd(t, "", "token", "create", "--scope", "admin", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(out)
+	token := createToken(t, data, "admin")
 	acked := settingsDoc{Volume: 80, Playing: true} // the defaults
 	var resumes []time.Duration
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 50; i++ {
-		addr := freeAddr(t)
+		addr := testkit.FreeAddr(t)
 		start := time.Now()
 		d := startDaemon(t, data, addr)
 		c := &apiClient{base: "http://" + addr, token: token, hc: &http.Client{Timeout: 5 * time.Second}}
@@ -247,7 +239,7 @@ func TestKill9WhileChangingState(t *testing.T) {
 			}
 		}()
 		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
-		d.kill()
+		d.Kill()
 		close(stop)
 		wg.Wait()
 		// After the kill the state file holds either the acknowledged
@@ -300,13 +292,10 @@ func countTemps(t *testing.T, dir string) int {
 // plays, CRITICAL once it is gone, one line with perfdata either way.
 func TestCheckPlugin(t *testing.T) {
 	data := t.TempDir()
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	d := startDaemon(t, data, addr)
-	tok, err := mohdCmd(t, "", "token", "create", "--scope", "read", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &apiClient{base: "http://" + addr, token: strings.TrimSpace(tok), hc: &http.Client{Timeout: 5 * time.Second}}
+	tok := createToken(t, data, "read")
+	c := &apiClient{base: "http://" + addr, token: tok, hc: &http.Client{Timeout: 5 * time.Second}}
 	waitFlowing(t, c, d, time.Now())
 	waitHealthy(t, "http://"+addr)
 	runCheck := func() (int, string) {
@@ -318,7 +307,7 @@ func TestCheckPlugin(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "MOH OK") || !strings.Contains(out, "|") {
 		t.Fatalf("check while playing: exit %d, %q", code, out)
 	}
-	d.kill()
+	d.Kill()
 	code, out = runCheck()
 	if code != 2 || !strings.HasPrefix(out, "MOH CRITICAL") {
 		t.Fatalf("check with mohd down: exit %d, %q", code, out)
@@ -327,16 +316,5 @@ func TestCheckPlugin(t *testing.T) {
 
 func waitHealthy(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("/healthz never turned 200")
+	testkit.WaitHealthy(t, base)
 }

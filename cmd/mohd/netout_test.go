@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/pion/rtp"
 	"github.com/zaf/g711"
 )
@@ -67,25 +67,9 @@ func rtpMulticastChild(t *testing.T, codec string) {
 			t.Fatalf("ip %v: %v %s", args, err, out)
 		}
 	}
-	data := t.TempDir()
-	lib := filepath.Join(data, "library")
-	if err := os.MkdirAll(lib, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// A 3 s loop of whole 441 Hz periods: gapless playback makes it one
-	// endless sine, and any gap or click at the loop point shows.
-	wav := filepath.Join(t.TempDir(), "loop.wav")
-	if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "2", "-b", "16", wav, "synth", "3", "sine", "441", "vol", "0.5").CombinedOutput(); err != nil {
-		t.Fatalf("sox: %v %s", err, out)
-	}
-	if out, err := exec.Command("lame", "--quiet", "-b", "192", wav, filepath.Join(lib, "loop441.mp3")).CombinedOutput(); err != nil {
-		t.Fatalf("lame: %v %s", err, out)
-	}
-	tokOut, err := mohdCmd(t, "", "token", "create", "--scope", "read", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &apiClient{token: strings.TrimSpace(lastLine(tokOut)), hc: &http.Client{Timeout: 5 * time.Second}}
+	data := loop441Data(t)
+	tokOut := createToken(t, data, "read")
+	c := &apiClient{token: tokOut, hc: &http.Client{Timeout: 5 * time.Second}}
 
 	// The receiver joins before mohd starts, so it sees the stream's
 	// first packet too.
@@ -112,7 +96,7 @@ func rtpMulticastChild(t *testing.T, codec string) {
 		t.Fatal(serr)
 	}
 
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	c.base = "http://" + addr
 	spec := "null,rtp:239.1.1.1:16384"
 	if codec == "pcma" {
@@ -120,14 +104,7 @@ func rtpMulticastChild(t *testing.T, codec string) {
 	}
 	// At nice -10, as the appliance's unit runs it (Nice=-10): this
 	// machine's other tests saturate both cores.
-	d := &mohdProc{cmd: exec.Command("nice", "-n", "-10", mohdBin, "run", "--data", data, "--listen", addr, "--output", spec),
-		log: &bytes.Buffer{}, addr: addr, done: make(chan struct{})}
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(d.kill)
+	d := &mohdProc{Proc: testkit.Start(t, exec.Command("nice", "-n", "-10", mohdBin, "run", "--data", data, "--listen", addr, "--output", spec)), addr: addr}
 	waitTrack(t, c, d, "loop441")
 
 	// Packets from now on; the first second may still carry the seam from
@@ -152,7 +129,7 @@ func rtpMulticastChild(t *testing.T, codec string) {
 		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 		n, oobn, _, _, err := conn.ReadMsgUDP(buf, oob)
 		if err != nil {
-			t.Fatalf("after %d packets: %v\n%s", len(pkts), err, d.log)
+			t.Fatalf("after %d packets: %v\n%s", len(pkts), err, d.Log)
 		}
 		at := kernelStamp(t, oob[:oobn])
 		var p rtp.Packet
@@ -347,14 +324,7 @@ func lastLine(s string) string {
 // outputs reported ok.
 func waitTrack(t *testing.T, c *apiClient, d *mohdProc, name string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last []byte
-	for time.Now().Before(deadline) {
-		select {
-		case <-d.done:
-			t.Fatalf("mohd exited early:\n%s", d.log)
-		default:
-		}
+	pollStatus(t, c, d, "play "+name+" with every output ok", func(raw json.RawMessage) bool {
 		var st struct {
 			State string `json:"state"`
 			Track *struct {
@@ -364,22 +334,37 @@ func waitTrack(t *testing.T, c *apiClient, d *mohdProc, name string) {
 				Kind, State string
 			} `json:"outputs"`
 		}
+		if json.Unmarshal(raw, &st) != nil || st.State != "playing" || st.Track == nil || !strings.Contains(st.Track.Name, name) {
+			return false
+		}
+		ok := len(st.Outputs) == 2
+		for _, o := range st.Outputs {
+			ok = ok && o.State == "ok"
+		}
+		return ok
+	})
+}
+
+// pollStatus polls mohd's status until ok accepts it, for up to 60 s;
+// mohd exiting ends the test at once, with its log.
+func pollStatus(t *testing.T, c *apiClient, d *mohdProc, what string, ok func(json.RawMessage) bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last []byte
+	for time.Now().Before(deadline) {
+		if d.Exited() {
+			t.Fatalf("mohd exited early:\n%s", d.Log)
+		}
 		var raw json.RawMessage
 		if code, err := c.do("GET", "/api/v1/status", nil, &raw); err == nil && code == 200 {
 			last = raw
-			if json.Unmarshal(raw, &st) == nil && st.State == "playing" && st.Track != nil && strings.Contains(st.Track.Name, name) {
-				ok := len(st.Outputs) == 2
-				for _, o := range st.Outputs {
-					ok = ok && o.State == "ok"
-				}
-				if ok {
-					return
-				}
+			if ok(raw) {
+				return
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("mohd did not play %s with every output ok within 60 s; last status %s\n%s", name, last, d.log)
+	t.Fatalf("mohd did not %s within 60 s; last status %s\n%s", what, last, d.Log)
 }
 
 func TestCheckOutputs(t *testing.T) {

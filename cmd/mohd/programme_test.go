@@ -3,33 +3,19 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"mime/multipart"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // progUpload encodes secs of a sine with sox and lame and uploads it;
 // it returns the track id.
 func progUpload(t *testing.T, c *apiClient, name string, secs, freq int) string {
 	t.Helper()
-	dir := t.TempDir()
-	wav, mp3 := filepath.Join(dir, name+".wav"), filepath.Join(dir, name+".mp3")
-	if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "2", "-b", "16", wav, "synth", fmt.Sprint(secs), "sine", fmt.Sprint(freq), "vol", "0.3").CombinedOutput(); err != nil {
-		t.Fatalf("sox: %v %s", err, out)
-	}
-	if out, err := exec.Command("lame", "--quiet", "-b", "128", wav, mp3).CombinedOutput(); err != nil {
-		t.Fatalf("lame: %v %s", err, out)
-	}
-	b, err := os.ReadFile(mp3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := ddMP3(t, float64(secs), freq)
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	fw, _ := mw.CreateFormFile("file", name+".mp3")
@@ -71,10 +57,8 @@ func progFirstTrack(t *testing.T, c *apiClient, d *mohdProc) progStatus {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		select {
-		case <-d.done:
-			t.Fatalf("mohd exited:\n%s", d.log)
-		default:
+		if d.Exited() {
+			t.Fatalf("mohd exited:\n%s", d.Log)
 		}
 		var s progStatus
 		if code, err := c.do("GET", "/api/v1/status", nil, &s); err == nil && code == 200 && s.Track != nil && s.State == "playing" {
@@ -82,7 +66,7 @@ func progFirstTrack(t *testing.T, c *apiClient, d *mohdProc) progStatus {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("no track on air within 20 s:\n%s", d.log)
+	t.Fatalf("no track on air within 20 s:\n%s", d.Log)
 	return progStatus{}
 }
 
@@ -92,13 +76,9 @@ func progFirstTrack(t *testing.T, c *apiClient, d *mohdProc) progStatus {
 // was down is over.
 func TestProgrammeSurvivesKill9(t *testing.T) {
 	data := t.TempDir()
-	out, err := mohdCmd(t, "", "token", "create", "--scope", "admin", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &apiClient{token: strings.TrimSpace(out), hc: &http.Client{Timeout: 10 * time.Second}}
+	c := &apiClient{token: createToken(t, data, "admin"), hc: &http.Client{Timeout: 10 * time.Second}}
 	start := func() *mohdProc {
-		addr := freeAddr(t)
+		addr := testkit.FreeAddr(t)
 		c.base = "http://" + addr
 		return startDaemon(t, data, addr)
 	}
@@ -117,7 +97,7 @@ func TestProgrammeSurvivesKill9(t *testing.T) {
 	}
 
 	// Mid-rule.
-	d.kill()
+	d.Kill()
 	d = start()
 	s := progFirstTrack(t, c, d)
 	if s.Programme == nil || s.Programme.Reason != "rule" || s.Programme.Playlist != "all-day" || s.Track.ID != closed {
@@ -129,7 +109,7 @@ func TestProgrammeSurvivesKill9(t *testing.T) {
 	if code, err := c.do("PUT", "/api/v1/override", map[string]any{"track": alert, "until": until.UTC().Format(time.RFC3339Nano)}, nil); err != nil || code != 200 {
 		t.Fatalf("override: %d %v", code, err)
 	}
-	d.kill()
+	d.Kill()
 	d = start()
 	s = progFirstTrack(t, c, d)
 	if s.Programme == nil || s.Programme.Reason != "override" || s.Programme.Track != alert || s.Track.ID != alert {
@@ -137,12 +117,12 @@ func TestProgrammeSurvivesKill9(t *testing.T) {
 	}
 
 	// Down across the override's end: it is over when the box returns.
-	d.kill()
+	d.Kill()
 	time.Sleep(time.Until(until))
 	d = start()
 	s = progFirstTrack(t, c, d)
 	if s.Programme == nil || s.Programme.Reason != "rule" || s.Track.ID != closed {
 		t.Fatalf("after the override ended while down: programme %+v, first track %s; want the rule's %s", s.Programme, s.Track.ID, closed)
 	}
-	d.kill()
+	d.Kill()
 }

@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // TestSIPSettingsChecked: the SIP flags and config keys are shown by
@@ -32,15 +33,11 @@ func TestSIPSettingsChecked(t *testing.T) {
 		t.Run(tc.flag+tc.conf, func(t *testing.T) {
 			root := t.TempDir()
 			data := filepath.Join(root, "data")
-			args := []string{"run", "--data", data, "--listen", freeAddr(t), "--output", "null,sip:127.0.0.1:5999"}
+			args := []string{"run", "--data", data, "--listen", testkit.FreeAddr(t), "--output", "null,sip:127.0.0.1:5999"}
 			if tc.flag != "" {
 				args = append(args, tc.flag)
 			} else {
-				p := filepath.Join(root, "mohd.conf")
-				if err := os.WriteFile(p, []byte(tc.conf), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				args = append(args, "--config", p)
+				args = append(args, confArgs(t, root, tc.conf)...)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

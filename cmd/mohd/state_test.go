@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mohproject/moh/internal/atomicfile"
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/mohproject/moh/player"
 )
 
@@ -49,16 +50,12 @@ func liveSettings(t *testing.T, c *apiClient) settingsDoc {
 // finishes late must never overwrite a newer acknowledged one.
 func TestConcurrentChangesSurviveKill9(t *testing.T) {
 	data := t.TempDir()
-	out, err := mohdCmd(t, "", "token", "create", "--scope", "operate", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(out)
+	token := createToken(t, data, "operate")
 	const rounds, changes, workers = 5, 300, 24
 	rng := rand.New(rand.NewPCG(7, 11))
 	var mismatches []string
 	for round := 0; round < rounds; round++ {
-		addr := freeAddr(t)
+		addr := testkit.FreeAddr(t)
 		d := startDaemon(t, data, addr)
 		// 300 requests at once over at most 16 connections: mohd caps one
 		// client address at 32 (a flood defence), as a real client would
@@ -103,15 +100,15 @@ func TestConcurrentChangesSurviveKill9(t *testing.T) {
 			t.Fatalf("round %d: %d of %d changes not acknowledged, e.g. %s", round, len(failed), changes, failed[0])
 		}
 		live := liveSettings(t, c)
-		d.kill()
+		d.Kill()
 		saved := readState(t, data)
 
-		addr = freeAddr(t)
+		addr = testkit.FreeAddr(t)
 		d = startDaemon(t, data, addr)
 		c.base = "http://" + addr
 		s, _ := waitFlowing(t, c, d, time.Now())
 		back := settingsDoc{Volume: s.Volume, Playing: s.Wanted == "playing"}
-		d.kill()
+		d.Kill()
 		if live != saved || back != live {
 			mismatches = append(mismatches, fmt.Sprintf("round %d: live %+v, saved %+v, after restart %+v", round, live, saved, back))
 		}
@@ -166,12 +163,8 @@ func fillDisk(t *testing.T, path string) {
 // the refused changes. Once there is room again, changes are saved.
 func TestFullDiskChangeAnswers507(t *testing.T) {
 	data := mountTmpfs(t, "4m")
-	out, err := mohdCmd(t, "", "token", "create", "--scope", "operate", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(out)
-	addr := freeAddr(t)
+	token := createToken(t, data, "operate")
+	addr := testkit.FreeAddr(t)
 	d := startDaemon(t, data, addr, "--min-free-mb", "1")
 	c := &apiClient{base: "http://" + addr, token: token, hc: &http.Client{Timeout: 10 * time.Second}}
 	waitFlowing(t, c, d, time.Now())
@@ -212,14 +205,14 @@ func TestFullDiskChangeAnswers507(t *testing.T) {
 	if code, err := c.do("POST", "/api/v1/player/play", nil, nil); err != nil || code != 200 {
 		t.Fatalf("play while playing on a full disk: HTTP %d %v", code, err)
 	}
-	d.kill()
+	d.Kill()
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	if got := readState(t, data); got != before {
 		t.Fatalf("state file after refused changes = %+v, want %+v", got, before)
 	}
-	addr = freeAddr(t)
+	addr = testkit.FreeAddr(t)
 	d = startDaemon(t, data, addr, "--min-free-mb", "1")
 	c.base = "http://" + addr
 	s, _ := waitFlowing(t, c, d, time.Now())

@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/zaf/g711"
 )
 
@@ -22,24 +21,9 @@ import (
 // Asterisk's mode=custom (curl through a pipe into a reader that stops
 // after N bytes), and the MP3 stream decoded by mpg123.
 func TestHTTPStreams(t *testing.T) {
-	data := t.TempDir()
-	lib := filepath.Join(data, "library")
-	if err := os.MkdirAll(lib, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	wav := filepath.Join(t.TempDir(), "loop.wav")
-	if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "2", "-b", "16", wav, "synth", "3", "sine", "441", "vol", "0.5").CombinedOutput(); err != nil {
-		t.Fatalf("sox: %v %s", err, out)
-	}
-	if out, err := exec.Command("lame", "--quiet", "-b", "192", wav, filepath.Join(lib, "loop441.mp3")).CombinedOutput(); err != nil {
-		t.Fatalf("lame: %v %s", err, out)
-	}
-	tokOut, err := mohdCmd(t, "", "token", "create", "--scope", "read", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := strings.TrimSpace(lastLine(tokOut))
-	addr := freeAddr(t)
+	data := loop441Data(t)
+	tok := createToken(t, data, "read")
+	addr := testkit.FreeAddr(t)
 	c := &apiClient{base: "http://" + addr, token: tok, hc: &http.Client{Timeout: 5 * time.Second}}
 	d := startDaemon(t, data, addr)
 	waitPlayingTrack(t, c, d, "loop441")
@@ -166,27 +150,15 @@ func TestHTTPStreams(t *testing.T) {
 // waitPlayingTrack waits until mohd plays the track named name.
 func waitPlayingTrack(t *testing.T, c *apiClient, d *mohdProc, name string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-d.done:
-			t.Fatalf("mohd exited early:\n%s", d.log)
-		default:
-		}
+	pollStatus(t, c, d, "play "+name, func(raw json.RawMessage) bool {
 		var st struct {
 			State string `json:"state"`
 			Track *struct {
 				Name string `json:"name"`
 			} `json:"track"`
 		}
-		var raw json.RawMessage
-		if code, err := c.do("GET", "/api/v1/status", nil, &raw); err == nil && code == 200 &&
-			json.Unmarshal(raw, &st) == nil && st.State == "playing" && st.Track != nil && strings.Contains(st.Track.Name, name) {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("mohd did not play %s within 60 s\n%s", name, d.log)
+		return json.Unmarshal(raw, &st) == nil && st.State == "playing" && st.Track != nil && strings.Contains(st.Track.Name, name)
+	})
 }
 
 // rmsDBm0 is the RMS level of x (past its first quarter) in dBm0.

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,17 +37,7 @@ func TestSyslogSettings(t *testing.T) {
 			if err := os.WriteFile(p, []byte(tc.conf), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			var c config
-			fs := flag.NewFlagSet("run", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			runFlags(fs, &c)
-			err := parseFlags(fs, &c, append([]string{"--config", p, "--data", dir}, tc.args...))
-			if err == nil {
-				err = c.finish()
-			}
-			if err == nil {
-				err = c.checkRun()
-			}
+			_, err := parseRunConfig(append([]string{"--config", p, "--data", dir}, tc.args...))
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)

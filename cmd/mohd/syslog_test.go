@@ -1,37 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mohproject/moh/fleet/fleettest"
 	"github.com/mohproject/moh/internal/logfwd/logfwdtest"
+	"github.com/mohproject/moh/internal/testkit"
 )
-
-// lockedBuffer is a process's output, readable while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestSyslogToRsyslog: a real mohd forwards to a real rsyslog over
 // mutual TLS. An admin stop and a volume change arrive as RFC 5424
@@ -40,51 +20,26 @@ func (l *lockedBuffer) String() string {
 // buffer the oldest go and a "dropped" notice arrives.
 func TestSyslogToRsyslog(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, sk, err := ca.Issue("localhost", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, ck, err := ca.Issue("box-7", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := logfwdtest.Start(t.TempDir(), ca.CAFile, sc, sk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Stop)
+	ca := fleettest.MustCA(t, dir)
+	sc, sk := ca.MustIssue(t, "localhost", true)
+	cc, ck := ca.MustIssue(t, "box-7", false)
+	rs := logfwdtest.MustStart(t, t.TempDir(), ca.CAFile, sc, sk)
 
 	data := t.TempDir()
-	out, err := mohdCmd(t, "", "token", "create", "--scope", "admin", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := createToken(t, data, "admin")
 	const ring = 20
-	addr := freeAddr(t)
-	var log lockedBuffer
-	cmd := exec.Command(mohdBin, "run", "--data", data, "--listen", addr, "--output", "null",
+	addr := testkit.FreeAddr(t)
+	p := testkit.Start(t, exec.Command(mohdBin, "run", "--data", data, "--listen", addr, "--output", "null",
 		"--device-id", "box-7", "--groups", "paris,floor-2",
 		"--syslog", "tls://"+rs.Addr(), "--syslog-ca", ca.CAFile, "--syslog-cert", cc, "--syslog-key", ck,
-		"--syslog-buffer", fmt.Sprint(ring))
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+		"--syslog-buffer", fmt.Sprint(ring)))
+	cmd, log := p.Cmd, p.Log
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-exited
 		if t.Failed() {
-			t.Logf("mohd:\n%s\nrsyslogd:\n%s", log.String(), rs.Log())
+			t.Logf("mohd:\n%s", log.String())
 		}
 	})
-	c := &apiClient{base: "http://" + addr, token: strings.TrimSpace(out), hc: &http.Client{Timeout: 5 * time.Second}}
+	c := &apiClient{base: "http://" + addr, token: out, hc: &http.Client{Timeout: 5 * time.Second}}
 	deadline := time.Now().Add(20 * time.Second)
 	for _, err := c.status(); err != nil; _, err = c.status() {
 		if time.Now().After(deadline) {
@@ -168,7 +123,7 @@ func TestSyslogToRsyslog(t *testing.T) {
 	if got := len(admin(lines[before:], "volume")); got != 6 {
 		t.Errorf("%d volume changes arrived, want 6", got)
 	}
-	if n := len(msgsWith(lines[before:], "dropped")); n != 0 {
+	if n := len(logfwdtest.WithMsgID(lines[before:], "dropped")); n != 0 {
 		t.Errorf("a dropped notice within the buffer: %+v", lines[before:])
 	}
 
@@ -177,12 +132,12 @@ func TestSyslogToRsyslog(t *testing.T) {
 	before = len(rs.Lines())
 	outage(10, 70)
 	lines, ok = rs.WaitFor(20*time.Second, func(l []logfwdtest.Line) bool {
-		return len(msgsWith(l[before:], "dropped")) == 1 && len(l) >= before+1+ring
+		return len(logfwdtest.WithMsgID(l[before:], "dropped")) == 1 && len(l) >= before+1+ring
 	})
 	if !ok {
 		t.Fatalf("after the overflow: %+v", lines[before:])
 	}
-	d := msgsWith(lines[before:], "dropped")[0]
+	d := logfwdtest.WithMsgID(lines[before:], "dropped")[0]
 	var dropped int
 	if _, err := fmt.Sscanf(strings.TrimSpace(d.Msg), "%d messages dropped", &dropped); err != nil || dropped < 10 {
 		t.Errorf("dropped notice %q, want at least 10 dropped", d.Msg)
@@ -194,14 +149,4 @@ func TestSyslogToRsyslog(t *testing.T) {
 		t.Errorf("an API change took %v while the collector was away", slowest)
 	}
 	t.Logf("slowest API change: %v", slowest)
-}
-
-func msgsWith(lines []logfwdtest.Line, msgid string) []logfwdtest.Line {
-	var out []logfwdtest.Line
-	for _, l := range lines {
-		if l.MsgID == msgid {
-			out = append(out, l)
-		}
-	}
-	return out
 }

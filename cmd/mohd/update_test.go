@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // raucRig is a real RAUC on this machine: its own D-Bus system bus (a
@@ -118,7 +120,7 @@ bootname=B
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.dbus.Process.Kill(); r.dbus.Wait() })
-	waitFor(t, 10*time.Second, "the private D-Bus socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	testkit.WaitFor(t, 10*time.Second, 20*time.Millisecond, "the private D-Bus socket", func() bool { _, err := os.Stat(sock); return err == nil })
 
 	r.wrapper = filepath.Join(dir, "rauc-bin")
 	r.writeWrapper("")
@@ -155,7 +157,7 @@ func (r *raucRig) startService(boot string) {
 	}
 	r.service = cmd
 	r.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(r.t, 10*time.Second, "rauc service", func() bool {
+	testkit.WaitFor(r.t, 10*time.Second, 20*time.Millisecond, "rauc service", func() bool {
 		out, err := exec.Command(r.wrapper, "status", "--output-format=json").Output()
 		return err == nil && strings.Contains(string(out), `"booted":"`+boot+`"`)
 	})
@@ -219,17 +221,6 @@ func fileSHA(t *testing.T, path string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // updateBox is one mohd with update = rauc on the rig.
 type updateBox struct {
 	t    *testing.T
@@ -242,12 +233,9 @@ type updateBox struct {
 
 func newUpdateBox(t *testing.T, rig *raucRig) *updateBox {
 	data := t.TempDir()
-	out, err := mohdCmd(t, "", "token", "create", "--scope", "admin", "--data", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &updateBox{t: t, rig: rig, data: data, addr: freeAddr(t)}
-	b.c = &apiClient{base: "http://" + b.addr, token: strings.TrimSpace(out), hc: &http.Client{Timeout: 30 * time.Second}}
+	out := createToken(t, data, "admin")
+	b := &updateBox{t: t, rig: rig, data: data, addr: testkit.FreeAddr(t)}
+	b.c = &apiClient{base: "http://" + b.addr, token: out, hc: &http.Client{Timeout: 30 * time.Second}}
 	return b
 }
 
@@ -256,7 +244,7 @@ func (b *updateBox) start(extra ...string) {
 	args := append([]string{"--update", "rauc", "--rauc-bin", b.rig.wrapper,
 		"--reboot-command", "touch " + b.rig.rebooted, "--update-healthy", "2s", "--update-deadline", "6s"}, extra...)
 	b.d = startDaemon(b.t, b.data, b.addr, args...)
-	waitFor(b.t, 20*time.Second, "mohd to answer", func() bool {
+	testkit.WaitFor(b.t, 20*time.Second, 20*time.Millisecond, "mohd to answer", func() bool {
 		_, err := b.c.status()
 		return err == nil
 	})
@@ -295,7 +283,7 @@ func (b *updateBox) system() systemAnswer {
 func (b *updateBox) waitPhase(want string, d time.Duration) systemAnswer {
 	b.t.Helper()
 	var s systemAnswer
-	waitFor(b.t, d, "phase "+want, func() bool { s = b.system(); return s.State.Phase == want })
+	testkit.WaitFor(b.t, d, 20*time.Millisecond, "phase "+want, func() bool { s = b.system(); return s.State.Phase == want })
 	return s
 }
 
@@ -436,7 +424,7 @@ func TestUpdateRefusesBadBundlesThenInstalls(t *testing.T) {
 	if f := b.bundleFiles(); len(f) != 0 {
 		t.Fatalf("bundle kept after install: %v", f)
 	}
-	waitFor(t, 10*time.Second, "the reboot command", func() bool { _, err := os.Stat(rig.rebooted); return err == nil })
+	testkit.WaitFor(t, 10*time.Second, 20*time.Millisecond, "the reboot command", func() bool { _, err := os.Stat(rig.rebooted); return err == nil })
 	// Busy until the reboot: a second update is refused.
 	if code, e := b.upload(good, "", "now"); code != 409 || e.Error.Code != "update_running" {
 		t.Fatalf("second update while the reboot is pending: %d %+v", code, e)
@@ -502,13 +490,13 @@ func TestUpdateTrialWithoutHealthRollsBack(t *testing.T) {
 	if rig.bootState("B") != "bad" {
 		t.Fatalf("slot B is %q after the deadline, want bad", rig.bootState("B"))
 	}
-	waitFor(t, 10*time.Second, "the reboot back", func() bool { _, err := os.Stat(rig.rebooted); return err == nil })
+	testkit.WaitFor(t, 10*time.Second, 20*time.Millisecond, "the reboot back", func() bool { _, err := os.Stat(rig.rebooted); return err == nil })
 	if got := b.metric("moh_update_rollbacks_total"); got != "1" {
 		t.Fatalf("moh_update_rollbacks_total = %q", got)
 	}
 	// The box comes back in A (GRUB skips the bad slot): the rollback
 	// stays reported, and survives into the new boot's metrics.
-	b.d.kill()
+	b.d.Kill()
 	os.Remove(rig.rebooted)
 	rig.startService("A")
 	b.start()
@@ -560,8 +548,8 @@ func TestUpdateKill9DuringInstall(t *testing.T) {
 		t.Fatalf("HTTP %d %+v", code, e)
 	}
 	b.waitPhase("installing", 10*time.Second)
-	b.d.kill()
-	waitFor(t, 5*time.Second, "the install's pid", func() bool { _, err := os.Stat(pidFile); return err == nil })
+	b.d.Kill()
+	testkit.WaitFor(t, 5*time.Second, 20*time.Millisecond, "the install's pid", func() bool { _, err := os.Stat(pidFile); return err == nil })
 	raw, _ := os.ReadFile(pidFile)
 	var pid int
 	fmt.Sscan(string(raw), &pid)
