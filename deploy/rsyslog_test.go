@@ -1,11 +1,10 @@
 package deploy
 
 import (
-	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/mohproject/moh/fleet/fleettest"
 	"github.com/mohproject/moh/internal/logfwd"
 	"github.com/mohproject/moh/internal/logfwd/logfwdtest"
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // TestRsyslogExample: the shipped rsyslog config, with only its paths and
@@ -23,24 +23,17 @@ import (
 // client without a certificate is refused.
 func TestRsyslogExample(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, sk, err := ca.Issue("localhost", true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := fleettest.MustCA(t, dir)
+	sc, sk := ca.MustIssue(t, "localhost", true)
 	raw, err := os.ReadFile("rsyslog/moh.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
+	port := strconv.Itoa(p)
 	logDir := filepath.Join(dir, "log")
 	conf := strings.NewReplacer(
 		"/etc/moh/fleet-ca.pem", ca.CAFile,
@@ -89,10 +82,7 @@ func TestRsyslogExample(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { f.Run(ctx); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
+		testkit.Go(t, f.Run)
 		f.Send(logfwd.Message{Severity: logfwd.SevNotice, MsgID: "admin", Text: "stop from " + device})
 	}
 	send("box-1", true)

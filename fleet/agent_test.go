@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"slices"
 	"sync"
 	"syscall"
@@ -338,15 +337,7 @@ func runAgentSubprocess() {
 
 func TestLastWillMarksKilledBoxOffline(t *testing.T) {
 	e := newEnv(t, testGroups)
-	c, k := e.certs(t, "box-c")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MOH_FLEET_TEST_AGENT=1", "MOH_BROKER="+e.broker.URL(),
-		"MOH_CA="+e.ca.CAFile, "MOH_CERT="+c, "MOH_KEY="+k, "MOH_DEVICE=box-c")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	child := e.startAgentChild(t, "box-c")
 	op := e.operator(t)
 	presence := func() string {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -355,10 +346,10 @@ func TestLastWillMarksKilledBoxOffline(t *testing.T) {
 		return docs["box-c"].Presence
 	}
 	waitFor(t, 15*time.Second, "box-c online", func() bool { return presence() == Online })
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := child.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
+	<-child.Done()
 	waitFor(t, 15*time.Second, "box-c offline by last will", func() bool { return presence() == Offline })
 }
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mohproject/moh/fleet/fleettest"
 	"github.com/mohproject/moh/internal/fleetca"
 )
 
@@ -45,19 +46,6 @@ func csrOf(t *testing.T, cl *Client, dev string) []byte {
 		t.Fatalf("cert_csr result %s: %v", r.Result, err)
 	}
 	return []byte(res.CSR)
-}
-
-func leafOf(t *testing.T, file string) *x509.Certificate {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := fleetca.ParseCert(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func mode(t *testing.T, file string) os.FileMode {
@@ -98,7 +86,7 @@ func TestCertRotationReconnectsWithTheNewPair(t *testing.T) {
 	e := newEnv(t, nil)
 	dir := t.TempDir()
 	a := e.startAgent(t, "box-1", newFakeOps(), func(o *AgentOptions) { o.CertDir = dir; o.CertConfirmTimeout = 10 * time.Second })
-	first := leafOf(t, a.o.CertFile)
+	first := fleettest.LeafOf(t, a.o.CertFile)
 	cl := e.operator(t)
 
 	// Without a CSR first there is no key to install a certificate for.
@@ -134,7 +122,7 @@ func TestCertRotationReconnectsWithTheNewPair(t *testing.T) {
 	t.Logf("install to reconnected with the new pair: %v", time.Since(start))
 	var res InstallResult
 	json.Unmarshal(r.Result, &res)
-	newLeaf := leafOf(t, PairFile(dir, CertKindFleet))
+	newLeaf := fleettest.LeafOf(t, PairFile(dir, CertKindFleet))
 	if res.Serial != fleetca.SerialHex(newLeaf.SerialNumber) || res.OldSerial != fleetca.SerialHex(first.SerialNumber) {
 		t.Errorf("result %+v; new %s, first %s", res, newLeaf.SerialNumber, first.SerialNumber)
 	}
@@ -165,7 +153,7 @@ func TestCertRotationFallsBackWhenTheBrokerRefuses(t *testing.T) {
 	a := e.startAgent(t, "box-1", newFakeOps(), func(o *AgentOptions) {
 		o.CertDir, o.CAFile, o.CertConfirmTimeout = dir, both, 3*time.Second
 	})
-	first := leafOf(t, a.o.CertFile)
+	first := fleettest.LeafOf(t, a.o.CertFile)
 	cl := e.operator(t)
 	cert, _, err := ca2.Sign(csrOf(t, cl, "box-1"), "box-1", fleetca.Profile{})
 	if err != nil {
@@ -178,7 +166,7 @@ func TestCertRotationFallsBackWhenTheBrokerRefuses(t *testing.T) {
 	if !a.Connected() {
 		t.Error("not connected after falling back")
 	}
-	if got := leafOf(t, PairFile(dir, CertKindFleet)); got.SerialNumber.Cmp(first.SerialNumber) != 0 {
+	if got := fleettest.LeafOf(t, PairFile(dir, CertKindFleet)); got.SerialNumber.Cmp(first.SerialNumber) != 0 {
 		t.Errorf("pair on disk has serial %s, want the old %s", got.SerialNumber, first.SerialNumber)
 	}
 	gone(t, oldPairFile(dir, CertKindFleet))

@@ -21,10 +21,7 @@ func TestAddTrackTrustsFleetCA(t *testing.T) {
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
 
 	e := newEnv(t, testGroups)
-	certFile, keyFile, err := e.ca.Issue("files", true) // localhost, 127.0.0.1
-	if err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile := e.ca.MustIssue(t, "files", true) // localhost, 127.0.0.1
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -65,10 +62,7 @@ func TestFetchClientCAFile(t *testing.T) {
 	if _, err := fetchClient(e.ca.Dir + "/missing.pem"); err == nil {
 		t.Fatal("a missing CA file was accepted")
 	}
-	_, key, err := e.ca.Issue("x", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, key := e.ca.MustIssue(t, "x", false)
 	if _, err := fetchClient(key); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Fatalf("a key as CA file: %v", err)
 	}

@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mohproject/moh/fleet/fleettest"
 	"github.com/mohproject/moh/internal/status"
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/mohproject/moh/player"
 )
 
@@ -127,34 +129,26 @@ type env struct {
 func newEnv(t testing.TB, groups map[string][]string) *env {
 	t.Helper()
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := fleettest.StartBroker(dir, ca, fleettest.ACL(groups))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.Stop()
-		if t.Failed() {
-			l := b.Log()
-			if len(l) > 4000 {
-				l = "…" + l[len(l)-4000:]
-			}
-			t.Logf("mosquitto log (tail):\n%s", l)
-		}
-	})
+	ca := fleettest.MustCA(t, dir)
+	b := fleettest.MustBroker(t, dir, ca, fleettest.ACL(groups))
 	return &env{ca: ca, broker: b, groups: groups}
 }
 
 func (e *env) certs(t testing.TB, cn string) (string, string) {
 	t.Helper()
-	c, k, err := e.ca.Issue(cn, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, k
+	return e.ca.MustIssue(t, cn, false)
+}
+
+// startAgentChild runs a fleet agent for dev in a child process (this
+// test binary, MOH_FLEET_TEST_AGENT=1), so a test can kill it as a power
+// cut would and watch what the broker does.
+func (e *env) startAgentChild(t *testing.T, dev string) *testkit.Proc {
+	t.Helper()
+	c, k := e.certs(t, dev)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "MOH_FLEET_TEST_AGENT=1", "MOH_BROKER="+e.broker.URL(),
+		"MOH_CA="+e.ca.CAFile, "MOH_CERT="+c, "MOH_KEY="+k, "MOH_DEVICE="+dev)
+	return testkit.Start(t, cmd)
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -210,11 +204,5 @@ func (e *env) operator(t testing.TB) *Client {
 
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, d, 10*time.Millisecond, what, cond)
 }

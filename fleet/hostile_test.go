@@ -21,26 +21,12 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mohproject/moh/fleet/fleettest"
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // fakeClock is the agent's clock in tests that need expiry to pass at a
 // moment the test chooses rather than after a sleep.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type fakeClock = testkit.Clock
 
 // blockingOps holds every reorder until release is closed, which keeps
 // the agent's workers busy for as long as a test needs a command to sit
@@ -100,7 +86,7 @@ func (l *logRecorder) has(parts ...string) bool {
 // back stale orders afterwards.
 func TestCommandExpiringInQueueIsNotRun(t *testing.T) {
 	e := newEnv(t, testGroups)
-	clock := &fakeClock{t: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	ops := &blockingOps{fakeOps: newFakeOps(), entered: make(chan struct{}, workers), release: make(chan struct{})}
 	logs := &logRecorder{}
 	a := e.startAgent(t, "box-a", ops, func(o *AgentOptions) {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/mohproject/moh/fleet"
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // The README's walk-through: every shell block preceded by
@@ -102,11 +103,11 @@ type walk struct {
 	daemons []*walkDaemon
 }
 
+// walkDaemon is a daemon block's shell; its output goes to the file log.
 type walkDaemon struct {
+	*testkit.Proc
 	name string
-	cmd  *exec.Cmd
 	log  string
-	done chan struct{}
 }
 
 // script is what a reader pastes: the settings block, then the block.
@@ -176,12 +177,12 @@ func (w *walk) start(block, label string, extraEnv ...string) *walkDaemon {
 	cmd.Dir = w.work
 	cmd.Env = append(slices.Clone(w.env), extraEnv...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p, err := testkit.Launch(cmd)
+	if err != nil {
 		w.t.Fatal(err)
 	}
-	d := &walkDaemon{name: label, cmd: cmd, log: log, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(d.done) }()
+	d := &walkDaemon{Proc: p, name: label, log: log}
 	w.mu.Lock()
 	w.daemons = append(w.daemons, d)
 	w.mu.Unlock()
@@ -191,17 +192,8 @@ func (w *walk) start(block, label string, extraEnv ...string) *walkDaemon {
 // kill SIGKILLs the daemon's whole process group (the shell and the
 // program it started) and waits for the shell.
 func (d *walkDaemon) kill() {
-	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-	<-d.done
-}
-
-func (d *walkDaemon) exited() bool {
-	select {
-	case <-d.done:
-		return true
-	default:
-		return false
-	}
+	syscall.Kill(-d.Cmd.Process.Pid, syscall.SIGKILL)
+	<-d.Done()
 }
 
 func (d *walkDaemon) output() string {
@@ -210,16 +202,6 @@ func (d *walkDaemon) output() string {
 		b = append([]byte("…"), b[len(b)-6000:]...)
 	}
 	return string(b)
-}
-
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func waitUntil(t *testing.T, ctx context.Context, d time.Duration, what string, cond func() bool) {
@@ -374,7 +356,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	mqttPort, filesPort := freeLoopbackPort(t), freeLoopbackPort(t)
+	mqttPort, filesPort := testkit.MustFreePort(t), testkit.MustFreePort(t)
 	settings := map[string]string{
 		"BROKER":    "localhost",
 		"MQTT_PORT": strconv.Itoa(mqttPort),
@@ -405,7 +387,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		ds := w.daemons
 		w.mu.Unlock()
 		for _, d := range ds {
-			if !d.exited() {
+			if !d.Exited() {
 				d.kill()
 			}
 			if t.Failed() {
@@ -475,7 +457,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	trap := w.start("mosquitto", "mosquitto-root-only-key")
 	select {
-	case <-trap.done:
+	case <-trap.Done():
 	case <-time.After(15 * time.Second):
 		t.Fatal("mosquitto started with a key only root can read: the test's broker is not dropping root as Debian's does")
 	}
@@ -487,7 +469,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	broker := w.start("mosquitto", "mosquitto")
 	waitUntil(t, ctx, 15*time.Second, "mosquitto listening", func() bool {
-		if broker.exited() {
+		if broker.Exited() {
 			t.Fatalf("mosquitto exited: %s", broker.output())
 		}
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(mqttPort), 200*time.Millisecond)
@@ -507,7 +489,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	for _, b := range boxes {
 		dir := filepath.Join(root, "box-"+b.name)
 		boxEnv := []string{"BOX=" + b.name, "BOX_GROUPS=" + b.groups, "BOXDIR=" + filepath.Join(dir, "mqtt"),
-			"MOHD_DATA=" + filepath.Join(dir, "data"), "MOHD_LISTEN=127.0.0.1:" + strconv.Itoa(freeLoopbackPort(t))}
+			"MOHD_DATA=" + filepath.Join(dir, "data"), "MOHD_LISTEN=127.0.0.1:" + strconv.Itoa(testkit.MustFreePort(t))}
 		w.step("box-files", nil, boxEnv...)
 		for _, f := range []string{"ca.pem", b.name + ".pem", b.name + ".key"} {
 			fi, err := os.Stat(filepath.Join(dir, "mqtt", f))
@@ -527,7 +509,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	for _, b := range boxes {
 		waitUntil(t, ctx, 60*time.Second, b.name+" online on the broker", func() bool {
-			if b.d.exited() {
+			if b.d.Exited() {
 				t.Fatalf("mohd %s exited: %s", b.name, b.d.output())
 			}
 			return presence(b.name).Presence == fleet.Online

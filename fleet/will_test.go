@@ -2,8 +2,6 @@ package fleet
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -15,15 +13,7 @@ import (
 // claim it was last up before the restart).
 func TestLastWillCarriesConnectionStart(t *testing.T) {
 	e := newEnv(t, testGroups)
-	c, k := e.certs(t, "box-c")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "MOH_FLEET_TEST_AGENT=1", "MOH_BROKER="+e.broker.URL(),
-		"MOH_CA="+e.ca.CAFile, "MOH_CERT="+c, "MOH_KEY="+k, "MOH_DEVICE=box-c")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	child := e.startAgentChild(t, "box-c")
 	doc := func(op *Client) StatusDoc {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -41,10 +31,10 @@ func TestLastWillCarriesConnectionStart(t *testing.T) {
 	op = e.operator(t)
 	waitFor(t, 30*time.Second, "box-c online again", func() bool { return doc(op).Presence == Online })
 
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := child.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
+	<-child.Done()
 	killed := time.Now()
 	waitFor(t, 15*time.Second, "box-c offline by last will", func() bool { return doc(op).Presence == Offline })
 	will := doc(op)

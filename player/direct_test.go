@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // capture records, unpaced, everything the sinks a test opens accept
@@ -125,13 +127,7 @@ func startDirect(t *testing.T, o DirectOptions, tracks []Track) (*Direct, func()
 // waitUntil polls cond until it holds or the deadline passes.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, 2*time.Millisecond, what, cond)
 }
 
 // checkContinuousSine asserts pcm is one continuous sine: no hole at all,
@@ -228,8 +224,7 @@ func TestDirectTwoTracksSeamless(t *testing.T) {
 func TestDirectSkipsUnplayable(t *testing.T) {
 	needMP3Tools(t, "lame")
 	dir := t.TempDir()
-	src := testSinePCM(testTrackFrames, testPeriod, testAmp)
-	good := encodeLame(t, dir, "good.mp3", src, "-V2")
+	src, good := sineTrack(t, dir, "good.mp3")
 	lsf := encodeLame(t, dir, "lsf.mp3", src, "--resample", "22.05", "-b", "64")
 	// 48 kHz: the same samples declared as 48 kHz input.
 	raw48 := filepath.Join(dir, "48.raw")
@@ -282,8 +277,7 @@ func TestDirectSkipsUnplayable(t *testing.T) {
 // reported, and the loop goes on to the next track.
 func TestDirectTruncatedTrack(t *testing.T) {
 	dir := t.TempDir()
-	src := testSinePCM(testTrackFrames, testPeriod, testAmp)
-	good := encodeLame(t, dir, "good.mp3", src, "-V2")
+	src, good := sineTrack(t, dir, "good.mp3")
 	full, _ := os.ReadFile(good)
 	cut := filepath.Join(dir, "cut.mp3")
 	os.WriteFile(cut, full[:len(full)/2], 0o644)
@@ -447,8 +441,7 @@ func TestDirectSetPlaylistRemovesTrackOnAir(t *testing.T) {
 // sample is lost or repeated.
 func TestDirectSinkFailuresLoseNothing(t *testing.T) {
 	dir := t.TempDir()
-	src := testSinePCM(testTrackFrames, testPeriod, testAmp)
-	path := encodeLame(t, dir, "s.mp3", src, "-V2")
+	src, path := sineTrack(t, dir, "s.mp3")
 	var c capture
 	var writes atomic.Int32
 	hook := func(total int, p []byte) (int, error) {
@@ -502,8 +495,7 @@ func TestDirectSinkFailuresLoseNothing(t *testing.T) {
 // over.
 func TestDirectRecoverRestartBackendUnblocksStalledSink(t *testing.T) {
 	dir := t.TempDir()
-	src := testSinePCM(testTrackFrames, testPeriod, testAmp)
-	path := encodeLame(t, dir, "s.mp3", src, "-V2")
+	src, path := sineTrack(t, dir, "s.mp3")
 	var c capture
 	var stalled atomic.Bool
 	stalled.Store(true)
@@ -553,8 +545,7 @@ func TestDirectRecoverRestartBackendUnblocksStalledSink(t *testing.T) {
 // backend that lost its Play).
 func TestDirectStopPlayAndReplay(t *testing.T) {
 	dir := t.TempDir()
-	src := testSinePCM(testTrackFrames, testPeriod, testAmp)
-	path := encodeLame(t, dir, "s.mp3", src, "-V2")
+	src, path := sineTrack(t, dir, "s.mp3")
 	var c capture
 	g := newGate(len(src) / 2)
 	d, stop := startDirect(t, DirectOptions{OpenSink: sharedCapture(&c, g.hook)}, []Track{{ID: "s", Path: path}})
@@ -595,8 +586,7 @@ func TestDirectStopPlayAndReplay(t *testing.T) {
 // source is not silent.
 func TestDirectVolume(t *testing.T) {
 	dir := t.TempDir()
-	src := testSinePCM(testTrackFrames, testPeriod, testAmp)
-	path := encodeLame(t, dir, "s.mp3", src, "-V2")
+	src, path := sineTrack(t, dir, "s.mp3")
 	var c capture
 	d, stop := startDirect(t, DirectOptions{OpenSink: sharedCapture(&c, nil)}, []Track{{ID: "s", Path: path}})
 	waitUntil(t, 30*time.Second, "audio", func() bool { return c.len() >= len(src) })
@@ -743,8 +733,7 @@ func BenchmarkDirectPlayback(b *testing.B) {
 // to there, is reported with where it failed, and the loop goes on.
 func TestDirectDecodeErrorMidFile(t *testing.T) {
 	dir := t.TempDir()
-	src := testSinePCM(testTrackFrames, testPeriod, testAmp)
-	good := encodeLame(t, dir, "good.mp3", src, "-V2")
+	src, good := sineTrack(t, dir, "good.mp3")
 	head, _ := os.ReadFile(encodeLame(t, dir, "untagged.mp3", src, "-t", "-b", "128"))
 	l2 := encodeFFmpegArgs(t, dir, "tail.mp2", src, "-c:a", "mp2", "-b:a", "192k")
 	tail, _ := os.ReadFile(l2)

@@ -54,15 +54,30 @@ func runTool(t testing.TB, name string, args ...string) {
 	}
 }
 
+// encoderFiles writes pcm as the encoder's raw input beside the MP3 it
+// is to make; it returns both paths.
+func encoderFiles(t testing.TB, dir, name string, pcm []byte) (raw, out string) {
+	t.Helper()
+	raw = filepath.Join(dir, name+".raw")
+	if err := os.WriteFile(raw, pcm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return raw, filepath.Join(dir, name)
+}
+
+// sineTrack is the test sine (testSinePCM) encoded by lame -V2 as name
+// in dir: the source PCM and the MP3's path.
+func sineTrack(t testing.TB, dir, name string) (src []byte, path string) {
+	t.Helper()
+	src = testSinePCM(testTrackFrames, testPeriod, testAmp)
+	return src, encodeLame(t, dir, name, src, "-V2")
+}
+
 // encodeLame encodes s16le stereo 44.1 kHz PCM with lame and extra args.
 func encodeLame(t testing.TB, dir, name string, pcm []byte, args ...string) string {
 	t.Helper()
 	needMP3Tools(t, "lame")
-	raw := filepath.Join(dir, name+".raw")
-	if err := os.WriteFile(raw, pcm, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, name)
+	raw, out := encoderFiles(t, dir, name, pcm)
 	a := append([]string{"--quiet", "-r", "-s", "44.1", "--bitwidth", "16", "--signed", "--little-endian"}, args...)
 	runTool(t, "lame", append(a, raw, out)...)
 	return out
@@ -80,11 +95,7 @@ func encodeFFmpeg(t testing.TB, dir, name string, pcm []byte) string {
 func encodeFFmpegArgs(t testing.TB, dir, name string, pcm []byte, args ...string) string {
 	t.Helper()
 	needMP3Tools(t, "ffmpeg")
-	raw := filepath.Join(dir, name+".raw")
-	if err := os.WriteFile(raw, pcm, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, name)
+	raw, out := encoderFiles(t, dir, name, pcm)
 	a := append([]string{"-hide_banner", "-loglevel", "error", "-y", "-f", "s16le", "-ar", "44100", "-ac", "2", "-i", raw}, args...)
 	runTool(t, "ffmpeg", append(a, out)...)
 	return out

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fhs/gompd/v2/mpd"
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // needMPD skips nothing: mpd, sox and lame are test dependencies of moh
@@ -331,7 +332,7 @@ func TestMPDExternalOverTCP(t *testing.T) {
 	mpdTone(t, outside, 1, 800)
 	tracks = append(tracks, Track{ID: "out", Path: outside, Name: "outside"})
 
-	port := freePort(t)
+	port := testkit.MustFreePort(t)
 	conf := filepath.Join(dir, "mpd.conf")
 	text := "music_directory " + quoteConf(music) + "\ndb_file " + quoteConf(filepath.Join(dir, "db")) +
 		"\nbind_to_address \"127.0.0.1\"\nport \"" + wdItoa(port) + "\"\nauto_update \"no\"\nzeroconf_enabled \"no\"\n" +
@@ -423,15 +424,6 @@ func TestMPDExternalOverTCP(t *testing.T) {
 	if err != nil || len(outs) != 2 || outs[0]["outputenabled"] != "1" || outs[1]["outputenabled"] != "0" {
 		t.Fatalf("outputs = %v, %v; want n enabled, spare still disabled", outs, err)
 	}
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // gompd panics on a greeting shorter than six bytes and waits forever for

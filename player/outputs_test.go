@@ -305,8 +305,7 @@ func TestToneRequestBounds(t *testing.T) {
 // then the track resumes on the sample where it stopped.
 func TestDirectToneThenMusicResumes(t *testing.T) {
 	dir := t.TempDir()
-	src := testSinePCM(testTrackFrames, testPeriod, testAmp)
-	path := encodeLame(t, dir, "s.mp3", src, "-V2")
+	src, path := sineTrack(t, dir, "s.mp3")
 	var c capture
 	g := newGate(len(src) / 2)
 	hook := func(total int, p []byte) (int, error) {

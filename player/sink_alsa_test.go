@@ -172,25 +172,7 @@ func TestALSASinkCloseWakesBlockedWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Write(make([]byte, 1<<20))
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("Write to a wedged aplay returned early: %v", err)
-	case <-time.After(200 * time.Millisecond):
-	}
-	s.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrSinkClosed) {
-			t.Fatalf("blocked Write after Close = %v, want ErrSinkClosed", err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("Close did not wake a blocked Write")
-	}
+	checkCloseWakesWrite(t, s, 1<<20, 200*time.Millisecond, 3*time.Second, "to a wedged aplay")
 }
 
 func TestALSASinkOpenCancelled(t *testing.T) {

@@ -201,25 +201,7 @@ func TestFileSinkCloseWakesWriteOnFullFIFO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Write(make([]byte, 1<<20))
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("Write of 1 MiB to an unread FIFO returned early: %v", err)
-	case <-time.After(200 * time.Millisecond):
-	}
-	s.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrSinkClosed) {
-			t.Fatalf("Write after Close = %v, want ErrSinkClosed", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Close did not wake a Write blocked on a full FIFO")
-	}
+	checkCloseWakesWrite(t, s, 1<<20, 200*time.Millisecond, 2*time.Second, "of 1 MiB to an unread FIFO")
 }
 
 // BenchmarkFileSinkPacing writes 10 s of audio to the file sink in 4 KiB

@@ -44,21 +44,9 @@ func TestNullSinkRealTime(t *testing.T) {
 
 func TestNullSinkCloseWakesWrite(t *testing.T) {
 	s := NewNullSink(nil)
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Write(make([]byte, bytesFor(10*time.Second)))
-		done <- err
-	}()
-	time.Sleep(50 * time.Millisecond) // let the write reach the pacer; the test holds without it
-	s.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrSinkClosed) {
-			t.Fatalf("Write after Close = %v, want ErrSinkClosed", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Close did not wake a blocked Write")
-	}
+	// 10 s of audio: the pacer holds the Write far longer than the 50 ms
+	// that let it reach the pacer.
+	checkCloseWakesWrite(t, s, bytesFor(10*time.Second), 50*time.Millisecond, 2*time.Second, "of 10 s to the null sink")
 	if _, err := s.Write([]byte{0, 0, 0, 0}); !errors.Is(err, ErrSinkClosed) {
 		t.Fatalf("Write on a closed sink = %v, want ErrSinkClosed", err)
 	}

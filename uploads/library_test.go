@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // distinctWAV writes a 2 s tone whose frequency makes its content (and
@@ -343,10 +345,7 @@ func TestLostIndexKeepsOriginals(t *testing.T) {
 		t.Errorf("corrupt index not kept: %v", err)
 	}
 	// The original went back to the music folder; the watcher re-adds it.
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- l2.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testkit.Go(t, l2.Run)
 	waitFor(t, "the recovered original to be re-ingested", 20*time.Second, func() bool {
 		got, ok := l2.Get(tr.ID)
 		return ok && got.Path == tr.Path

@@ -5,6 +5,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 func TestRebuildOnNewTarget(t *testing.T) {
@@ -19,10 +21,7 @@ func TestRebuildOnNewTarget(t *testing.T) {
 	}
 	target := -23.0
 	l2 := testLib(t, func(o *Options) { o.DataDir = data; o.TargetLUFS = &target })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- l2.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testkit.Go(t, l2.Run)
 	waitFor(t, "the rendition to be rebuilt", 20*time.Second, func() bool {
 		got, _ := l2.Get(tr.ID)
 		return got.TargetLUFS == target

@@ -1,7 +1,6 @@
 package uploads
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,17 +8,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, d, 20*time.Millisecond, what, cond)
 }
 
 func TestMusicFolder(t *testing.T) {
@@ -34,10 +29,7 @@ func TestMusicFolder(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- l.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testkit.Go(t, l.Run)
 
 	// A slow copy: the WAV header announces 3 s from the first write, so
 	// ingesting it half-way would be refused as truncated.

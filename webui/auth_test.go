@@ -113,14 +113,7 @@ func TestPasswordSetWhileRunning(t *testing.T) {
 
 func TestScopesFromSpec(t *testing.T) {
 	e := newEnv(t, envOpts{password: testPW})
-	tokens := map[Scope]string{}
-	for _, sc := range []Scope{ScopeRead, ScopeOperate, ScopeAdmin} {
-		tok, _, err := CreateToken(e.dir, sc.String(), "test "+sc.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		tokens[sc] = tok
-	}
+	tokens := e.tokenPerScope(t)
 	var spec struct {
 		Paths map[string]map[string]struct {
 			Scope string `json:"x-moh-scope"`

@@ -122,11 +122,7 @@ func benchStatus(b *testing.B, clients int, interval time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln := listenLoopback(b)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	defer func() { stop(); <-done }()
+	ln := serveLoopback(b, s)
 	url := "http://" + ln.Addr().String() + "/api/v1/status"
 
 	// Wait until audio flows before measuring.

@@ -2,7 +2,6 @@ package webui
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -43,11 +42,7 @@ func serve(t *testing.T, mod func(*Options), tweak func(*Server)) *served {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := listenLoopback(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	ln := serveLoopback(t, s)
 	return &served{srv: s, dir: dir, addr: ln.Addr().String(), admin: admin}
 }
 

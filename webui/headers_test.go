@@ -1,7 +1,6 @@
 package webui
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -33,11 +32,7 @@ func TestHSTSOnlyOverTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln := listenLoopback(t)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Serve(ctx, ln) }()
-		defer func() { cancel(); <-done }()
+		ln := serveLoopback(t, s)
 		cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 		check(t, cl, "https://"+ln.Addr().String(), "max-age=31536000")
 	})

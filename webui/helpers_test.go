@@ -12,32 +12,17 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/mohproject/moh/player"
 )
 
 // fakeClock is a settable clock for session expiry and throttling tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = testkit.Clock
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newFakeClock() *fakeClock { return testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -196,10 +181,7 @@ func bearer(tok string) map[string]string { return map[string]string{"Authorizat
 
 // runPlayer runs p until the test ends.
 func runPlayer(t testing.TB, p *player.Player) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testkit.Go(t, p.Run)
 }
 
 func newJar() http.CookieJar {
@@ -224,4 +206,26 @@ func listenLoopback(t testing.TB) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// serveLoopback serves s on a loopback port until the test ends.
+func serveLoopback(t testing.TB, s *Server) net.Listener {
+	t.Helper()
+	ln := listenLoopback(t)
+	testkit.Go(t, func(ctx context.Context) error { return s.Serve(ctx, ln) })
+	return ln
+}
+
+// tokenPerScope creates one token of each scope in the env's data dir.
+func (e *env) tokenPerScope(t *testing.T) map[Scope]string {
+	t.Helper()
+	tokens := map[Scope]string{}
+	for _, sc := range []Scope{ScopeRead, ScopeOperate, ScopeAdmin} {
+		tok, _, err := CreateToken(e.dir, sc.String(), "test "+sc.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[sc] = tok
+	}
+	return tokens
 }

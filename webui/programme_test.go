@@ -34,14 +34,7 @@ func programmeEnv(t *testing.T) (*env, map[Scope]string) {
 	e := newEnv(t, envOpts{password: testPW, clock: clock, opts: func(o *Options) {
 		o.Programme = testProgramme{st: st, now: clock.Now}
 	}})
-	tokens := map[Scope]string{}
-	for _, sc := range []Scope{ScopeRead, ScopeOperate, ScopeAdmin} {
-		tok, _, err := CreateToken(e.dir, sc.String(), "test "+sc.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		tokens[sc] = tok
-	}
+	tokens := e.tokenPerScope(t)
 	return e, tokens
 }
 

@@ -1,7 +1,6 @@
 package webui
 
 import (
-	"context"
 	"crypto/tls"
 	"net"
 	"os"
@@ -19,14 +18,7 @@ func TestReloadTLSWithoutRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
+	ln := serveLoopback(t, s)
 	dial := func() (*tls.Conn, []byte) {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
 		if err != nil {

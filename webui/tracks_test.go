@@ -8,7 +8,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,22 +16,15 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/mohproject/moh/uploads"
 )
 
 // makeMP3 encodes a real MP3 with lame: secs seconds of a sine at freq.
 func makeMP3(t testing.TB, dir, name string, secs float64, freq int) string {
 	t.Helper()
-	wav := filepath.Join(dir, name+".wav")
 	mp3 := filepath.Join(dir, name)
-	if out, err := exec.Command("sox", "-n", "-r", "44100", "-c", "2", "-b", "16", wav,
-		"synth", fmt.Sprint(secs), "sine", fmt.Sprint(freq), "vol", "0.3").CombinedOutput(); err != nil {
-		t.Fatalf("sox: %v %s", err, out)
-	}
-	if out, err := exec.Command("lame", "--quiet", "-b", "128", wav, mp3).CombinedOutput(); err != nil {
-		t.Fatalf("lame: %v %s", err, out)
-	}
-	os.Remove(wav)
+	testkit.SineMP3(t, mp3, secs, freq, 0.3, 128)
 	return mp3
 }
 

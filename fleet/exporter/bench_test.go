@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,7 +20,9 @@ import (
 	"github.com/mohproject/moh/fleet"
 	"github.com/mohproject/moh/fleet/fleettest"
 	"github.com/mohproject/moh/internal/status"
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/mohproject/moh/player"
+	"github.com/mohproject/moh/player/playertest"
 	"github.com/mohproject/moh/uploads"
 )
 
@@ -52,16 +53,9 @@ func serveMain(addr string) int {
 func BenchmarkExporter10000(b *testing.B) {
 	const n = 10000
 	dir := b.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ca := fleettest.MustCA(b, dir)
 	acl := fleettest.ACL(nil) + "\nuser simulator\ntopic write moh/+/status\n\nuser exporter\ntopic read moh/+/status\n"
-	broker, err := fleettest.StartBroker(dir, ca, acl)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(broker.Stop)
+	broker := fleettest.MustBroker(b, dir, ca, acl)
 	// mosquitto queues at most max_queued_messages (default 1000) for a
 	// client and drops the rest, and a subscription to moh/+/status
 	// brings every box's retained status at once: a fleet above ~1,000
@@ -108,9 +102,7 @@ func BenchmarkExporter10000(b *testing.B) {
 	b.Logf("published %d retained statuses of ~%d bytes in %v", n, size, time.Since(start).Round(time.Millisecond))
 
 	ec, ek, _ := ca.Issue("exporter", false)
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := testkit.FreeAddr(b)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "MOH_EXPORTER_TEST_SERVE="+addr, "MOH_BROKER="+broker.URL(),
 		"MOH_CA="+ca.CAFile, "MOH_CERT="+ec, "MOH_KEY="+ek)
@@ -196,7 +188,7 @@ func simDoc(dev string, i int, health player.HealthState) []byte {
 	}
 	st.Watchdog.Recoveries, st.Watchdog.Faults = uint64(i%5), uint64(i%5)
 	st.Watchdog.FaultsByClass = map[string]uint64{"stalled": uint64(i % 5)}
-	doc := status.Build(statusSource{st: st, flowing: health != player.HealthCritical},
+	doc := status.Build(&playertest.Fixed{St: st, Flowing: health != player.HealthCritical},
 		&uploads.DiskStatus{FreeBytes: 3 << 30, TotalBytes: 8 << 30}, "4.2.0")
 	raw, _ := json.Marshal(doc)
 	env, _ := json.Marshal(fleet.StatusDoc{Device: dev, Presence: fleet.Online, Groups: []string{"site-" + strconv.Itoa(i%70), "all"}, Time: time.Now().UTC(), Status: raw})

@@ -20,7 +20,9 @@ import (
 	"github.com/mohproject/moh/fleet"
 	"github.com/mohproject/moh/fleet/fleettest"
 	"github.com/mohproject/moh/internal/status"
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/mohproject/moh/player"
+	"github.com/mohproject/moh/player/playertest"
 	"github.com/mohproject/moh/uploads"
 )
 
@@ -83,7 +85,7 @@ func (o *boxOps) Status() status.Doc {
 		// nothing: critical, silent.
 		st.Health = player.Health{State: player.HealthCritical, Reason: "no audio reaches the output", Silent: true}
 	}
-	return status.Build(statusSource{st: st, flowing: !silent}, &uploads.DiskStatus{FreeBytes: 1 << 30, TotalBytes: 4 << 30}, "3.0.0")
+	return status.Build(&playertest.Fixed{St: st, Flowing: !silent}, &uploads.DiskStatus{FreeBytes: 1 << 30, TotalBytes: 4 << 30}, "3.0.0")
 }
 func (o *boxOps) Tracks() any         { return []string{} }
 func (o *boxOps) Play() error         { return nil }
@@ -110,34 +112,30 @@ type fleetEnv struct {
 func newFleetEnv(t testing.TB, groups map[string][]string) *fleetEnv {
 	t.Helper()
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := fleettest.StartBroker(dir, ca, exporterACL(groups))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.Stop()
-		if t.Failed() {
-			l := b.Log()
-			if len(l) > 4000 {
-				l = "…" + l[len(l)-4000:]
-			}
-			t.Logf("mosquitto log (tail):\n%s", l)
-		}
-	})
+	ca := fleettest.MustCA(t, dir)
+	b := fleettest.MustBroker(t, dir, ca, exporterACL(groups))
 	return &fleetEnv{ca: ca, broker: b}
+}
+
+// newAgent is a real fleet agent for dev on the env's broker, not yet
+// running, with short change and reconnect intervals.
+func (f *fleetEnv) newAgent(t *testing.T, dev string, groups []string, ops *boxOps) *fleet.Agent {
+	t.Helper()
+	c, k := f.issue(t, dev)
+	a, err := fleet.NewAgent(fleet.AgentOptions{
+		BrokerURL: f.broker.URL(), CAFile: f.ca.CAFile, CertFile: c, KeyFile: k,
+		DeviceID: dev, Groups: groups, Ops: ops, Logger: testLogger(),
+		ChangeInterval: 100 * time.Millisecond, MaxReconnectInterval: time.Second, TempDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func (f *fleetEnv) issue(t testing.TB, cn string) (string, string) {
 	t.Helper()
-	c, k, err := f.ca.Issue(cn, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, k
+	return f.ca.MustIssue(t, cn, false)
 }
 
 // startExporter runs an exporter as the "exporter" broker user and
@@ -200,19 +198,7 @@ func TestEndToEnd(t *testing.T) {
 	ops := map[string]*boxOps{}
 	for _, dev := range []string{"east", "west"} {
 		ops[dev] = newBoxOps()
-		c, k := f.issue(t, dev)
-		a, err := fleet.NewAgent(fleet.AgentOptions{
-			BrokerURL: f.broker.URL(), CAFile: f.ca.CAFile, CertFile: c, KeyFile: k,
-			DeviceID: dev, Groups: groups[dev], Ops: ops[dev], Logger: testLogger(),
-			ChangeInterval: 100 * time.Millisecond, MaxReconnectInterval: time.Second, TempDir: t.TempDir(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		testkit.Go(t, f.newAgent(t, dev, groups[dev], ops[dev]).Run)
 	}
 	north := startAgentProcess(t, f, "north")
 
@@ -321,19 +307,7 @@ func TestBrokerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ops := newBoxOps()
-	c, k := f.issue(t, "east")
-	a, err := fleet.NewAgent(fleet.AgentOptions{
-		BrokerURL: f.broker.URL(), CAFile: f.ca.CAFile, CertFile: c, KeyFile: k,
-		DeviceID: "east", Groups: []string{"paris"}, Ops: ops, Logger: testLogger(),
-		ChangeInterval: 100 * time.Millisecond, MaxReconnectInterval: time.Second, TempDir: t.TempDir(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testkit.Go(t, f.newAgent(t, "east", []string{"paris"}, ops).Run)
 	waitMetrics(t, metricsURL, 15*time.Second, "east up after a late broker", func(fams map[string]*dtoFamily) bool {
 		up, _ := value(t, fams, "moh_fleet_up", "east")
 		return up == 1

@@ -1,12 +1,12 @@
 package exporter
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mohproject/moh/fleet"
+	"github.com/mohproject/moh/internal/testkit"
 	"github.com/mohproject/moh/player"
 )
 
@@ -19,22 +19,11 @@ func TestEventsCounted(t *testing.T) {
 	f := newFleetEnv(t, groups)
 	_, metricsURL := f.startExporter(t)
 
-	c, k := f.issue(t, "east")
-	a, err := fleet.NewAgent(fleet.AgentOptions{
-		BrokerURL: f.broker.URL(), CAFile: f.ca.CAFile, CertFile: c, KeyFile: k,
-		DeviceID: "east", Groups: groups["east"], Ops: newBoxOps(), Logger: testLogger(),
-		ChangeInterval: 100 * time.Millisecond, MaxReconnectInterval: time.Second, TempDir: t.TempDir(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := f.newAgent(t, "east", groups["east"], newBoxOps())
 	// Before the link is up: these wait in the agent's queue.
 	a.PublishEvent(player.Event{Kind: "fault", Fault: player.FaultStalled, Message: "no progress"})
 	a.PublishEvent(player.Event{Kind: "recovered", Fault: player.FaultStalled, Rung: "replay", RecoveryMS: 900})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testkit.Go(t, a.Run)
 
 	waitMetrics(t, metricsURL, 15*time.Second, "east up", func(fams map[string]*dtoFamily) bool {
 		up, _ := value(t, fams, "moh_fleet_up", "east")

@@ -19,6 +19,7 @@ import (
 	"github.com/mohproject/moh/fleet"
 	"github.com/mohproject/moh/internal/status"
 	"github.com/mohproject/moh/player"
+	"github.com/mohproject/moh/player/playertest"
 	"github.com/mohproject/moh/uploads"
 )
 
@@ -36,15 +37,6 @@ func newTestExporter(t *testing.T, clock *fakeClock) *Exporter {
 	return e
 }
 
-// statusSource is a player as status.Build sees it.
-type statusSource struct {
-	st      player.Status
-	flowing bool
-}
-
-func (s statusSource) Status() player.Status { return s.st }
-func (s statusSource) AudioFlowing() bool    { return s.flowing }
-
 // boxDoc is the envelope a box publishes with its status document.
 func boxDoc(t *testing.T, dev string, groups []string, at time.Time, health player.HealthState, silent bool, extra map[string]any) fleet.StatusDoc {
 	t.Helper()
@@ -53,7 +45,7 @@ func boxDoc(t *testing.T, dev string, groups []string, at time.Time, health play
 	st.Health = player.Health{State: health, Reason: "test", Silent: silent}
 	st.Watchdog.Faults, st.Watchdog.Recoveries = 4, 3
 	st.Watchdog.LastFault = &player.Event{Time: at.Add(-time.Minute), Kind: "fault", Fault: "stalled", Message: "stalled"}
-	doc := status.Build(statusSource{st: st, flowing: !silent}, &uploads.DiskStatus{FreeBytes: 5 << 30, TotalBytes: 8 << 30}, "2.1.0")
+	doc := status.Build(&playertest.Fixed{St: st, Flowing: !silent}, &uploads.DiskStatus{FreeBytes: 5 << 30, TotalBytes: 8 << 30}, "2.1.0")
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)

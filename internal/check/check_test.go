@@ -12,15 +12,11 @@ import (
 
 	"github.com/mohproject/moh/internal/metrics"
 	"github.com/mohproject/moh/player"
+	"github.com/mohproject/moh/player/playertest"
 )
 
-type fakePlayer struct {
-	st      player.Status
-	flowing bool
-}
-
-func (f *fakePlayer) Status() player.Status { return f.st }
-func (f *fakePlayer) AudioFlowing() bool    { return f.flowing }
+// fakePlayer is the player behind a box: a status the test sets.
+type fakePlayer = playertest.Fixed
 
 // box serves /healthz shaped like mohd's and the real /metrics handler
 // over a fake player, so the check parses what mohd actually exports.
@@ -71,13 +67,13 @@ func (b *box) health() player.Health {
 	if !b.mqtt {
 		degraded = append(degraded, "fleet link down")
 	}
-	return player.AssessHealth(b.p.Status(), b.p.flowing, degraded, b.now)
+	return player.AssessHealth(b.p.Status(), b.p.Flowing, degraded, b.now)
 }
 
 func TestCheck(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	playing := func() *fakePlayer {
-		return &fakePlayer{flowing: true, st: player.Status{
+		return &fakePlayer{Flowing: true, St: player.Status{
 			BackendStatus: player.BackendStatus{State: player.StatePlaying, LevelDBFS: -20},
 			Backend:       "direct", Wanted: player.StatePlaying, Volume: 80, Uptime: time.Hour,
 			Watchdog: player.WatchdogStatus{RecoveriesByRung: map[string]uint64{"replay": 2}, FaultsByClass: map[string]uint64{"stalled": 2}},
@@ -93,29 +89,29 @@ func TestCheck(t *testing.T) {
 		{"disk nearly full", func(b *box) { b.free = 100 << 20 }, Warning, []string{"MOH WARNING", "disk nearly full: 10.0% free (100.0 MiB)"}},
 		{"disk full", func(b *box) { b.free = 20 << 20 }, Critical, []string{"MOH CRITICAL", "disk 2.0% free"}},
 		{"recent fault", func(b *box) {
-			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-5 * time.Minute), Fault: "stalled"}
+			b.p.St.Watchdog.LastFault = &player.Event{Time: now.Add(-5 * time.Minute), Fault: "stalled"}
 		}, Warning, []string{`recovered from stalled 5m0s ago`}},
 		{"fault older than the box's window, within --recent-fault", func(b *box) {
-			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-20 * time.Minute), Fault: "stalled"}
+			b.p.St.Watchdog.LastFault = &player.Event{Time: now.Add(-20 * time.Minute), Fault: "stalled"}
 			b.recentFault = 30 * time.Minute
 		}, Warning, []string{`watchdog recovered from "stalled" 20m0s ago`}},
-		{"volume 0", func(b *box) { b.p.st.Volume = 0 }, Warning, []string{"callers hear silence: the volume is 0"}},
+		{"volume 0", func(b *box) { b.p.St.Volume = 0 }, Warning, []string{"callers hear silence: the volume is 0"}},
 		{"old fault", func(b *box) {
-			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-time.Hour), Fault: "stalled"}
+			b.p.St.Watchdog.LastFault = &player.Event{Time: now.Add(-time.Hour), Fault: "stalled"}
 		}, OK, nil},
 		{"silent", func(b *box) {
-			b.p.flowing = false
-			b.p.st.State, b.p.st.Fault = player.StateRecovering, player.ParseFault("stalled: no frames for 2s")
+			b.p.Flowing = false
+			b.p.St.State, b.p.St.Fault = player.StateRecovering, player.ParseFault("stalled: no frames for 2s")
 		}, Critical, []string{"no audio: stalled: no frames for 2s"}},
-		{"silent and disk low", func(b *box) { b.p.flowing = false; b.free = 100 << 20 }, Critical, []string{"no audio", "disk nearly full"}},
+		{"silent and disk low", func(b *box) { b.p.Flowing = false; b.free = 100 << 20 }, Critical, []string{"no audio", "disk nearly full"}},
 		{"stopped by admin", func(b *box) {
-			b.p.flowing = false
-			b.p.st.State, b.p.st.Wanted = player.StateStopped, player.StateStopped
+			b.p.Flowing = false
+			b.p.St.State, b.p.St.Wanted = player.StateStopped, player.StateStopped
 		}, Warning, []string{"callers hear silence: stopped by the admin"}},
 		{"mqtt down", func(b *box) { b.mqtt = false }, Warning, []string{"fleet link down"}},
 		{"bad healthz", func(b *box) { b.healthCode = http.StatusInternalServerError }, Unknown, []string{"MOH UNKNOWN - unexpected /healthz answer: HTTP 500"}},
 		{"no metrics", func(b *box) { b.noMetrics = true }, Unknown, []string{"cannot read /metrics: HTTP 404"}},
-		{"no metrics but silent", func(b *box) { b.noMetrics = true; b.p.flowing = false }, Critical, []string{"no audio"}},
+		{"no metrics but silent", func(b *box) { b.noMetrics = true; b.p.Flowing = false }, Critical, []string{"no audio"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -29,28 +29,28 @@ func TestFromStatusJudgesAsRun(t *testing.T) {
 		{"disk full", func(b *box) { b.free = 20 << 20 }, Thresholds{}, Critical},
 		{"own disk thresholds", func(b *box) { b.free = 300 << 20 }, Thresholds{DiskWarnPct: 40, DiskCritPct: 35}, Critical},
 		{"recent fault", func(b *box) {
-			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-5 * time.Minute), Fault: "stalled"}
+			b.p.St.Watchdog.LastFault = &player.Event{Time: now.Add(-5 * time.Minute), Fault: "stalled"}
 		}, Thresholds{}, Warning},
 		{"fault within --recent-fault", func(b *box) {
-			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-20 * time.Minute), Fault: "stalled"}
+			b.p.St.Watchdog.LastFault = &player.Event{Time: now.Add(-20 * time.Minute), Fault: "stalled"}
 		}, Thresholds{RecentFault: 30 * time.Minute}, Warning},
 		{"old fault", func(b *box) {
-			b.p.st.Watchdog.LastFault = &player.Event{Time: now.Add(-time.Hour), Fault: "stalled"}
+			b.p.St.Watchdog.LastFault = &player.Event{Time: now.Add(-time.Hour), Fault: "stalled"}
 		}, Thresholds{}, OK},
-		{"volume 0", func(b *box) { b.p.st.Volume = 0 }, Thresholds{}, Warning},
+		{"volume 0", func(b *box) { b.p.St.Volume = 0 }, Thresholds{}, Warning},
 		{"silent", func(b *box) {
-			b.p.flowing = false
-			b.p.st.State, b.p.st.Fault = player.StateRecovering, player.ParseFault("stalled: no frames for 2s")
+			b.p.Flowing = false
+			b.p.St.State, b.p.St.Fault = player.StateRecovering, player.ParseFault("stalled: no frames for 2s")
 		}, Thresholds{}, Critical},
 		{"stopped by admin", func(b *box) {
-			b.p.flowing = false
-			b.p.st.State, b.p.st.Wanted = player.StateStopped, player.StateStopped
+			b.p.Flowing = false
+			b.p.St.State, b.p.St.Wanted = player.StateStopped, player.StateStopped
 		}, Thresholds{}, Warning},
 		{"mqtt down", func(b *box) { b.mqtt = false }, Thresholds{}, Warning},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b := &box{p: &fakePlayer{flowing: true, st: player.Status{
+			b := &box{p: &fakePlayer{Flowing: true, St: player.Status{
 				BackendStatus: player.BackendStatus{State: player.StatePlaying, LevelDBFS: -20},
 				Backend:       "direct", Wanted: player.StatePlaying, Volume: 80, Uptime: time.Hour,
 				Watchdog: player.WatchdogStatus{

@@ -25,7 +25,7 @@ import (
 // A remote check against a box's own certificate: pinned by fingerprint
 // or trusted through a CA file; anything else is refused, never ignored.
 func TestCheckOverTLS(t *testing.T) {
-	b := &box{p: &fakePlayer{flowing: true, st: player.Status{
+	b := &box{p: &fakePlayer{Flowing: true, St: player.Status{
 		BackendStatus: player.BackendStatus{State: player.StatePlaying}, Wanted: player.StatePlaying, Volume: 80,
 	}}, free: 500 << 20, mqtt: true, now: time.Now()}
 	srv := httptest.NewTLSServer(b.handler())

@@ -2,13 +2,14 @@ package logfwd
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // TestPlainTransports: tcp:// frames by octet counting (RFC 6587 §3.4.1)
@@ -20,10 +21,7 @@ func TestPlainTransports(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { f.Run(ctx); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
+		testkit.Go(t, f.Run)
 		f.Send(Message{Severity: SevNotice, MsgID: "admin", Text: "one"})
 		f.Send(Message{Severity: SevNotice, MsgID: "admin", Text: "two words"})
 	}

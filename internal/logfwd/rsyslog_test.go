@@ -1,7 +1,6 @@
 package logfwd
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"github.com/mohproject/moh/fleet"
 	"github.com/mohproject/moh/fleet/fleettest"
 	"github.com/mohproject/moh/internal/logfwd/logfwdtest"
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // collector is a real rsyslog with TLS and a Forwarder pointed at it.
@@ -23,28 +23,10 @@ type collector struct {
 func newCollector(t *testing.T, ring int) *collector {
 	t.Helper()
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, sk, err := ca.Issue("localhost", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := logfwdtest.Start(dir, ca.CAFile, sc, sk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		rs.Stop()
-		if t.Failed() {
-			t.Logf("rsyslogd:\n%s", rs.Log())
-		}
-	})
-	cc, ck, err := ca.Issue("box-1", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := fleettest.MustCA(t, dir)
+	sc, sk := ca.MustIssue(t, "localhost", true)
+	rs := logfwdtest.MustStart(t, dir, ca.CAFile, sc, sk)
+	cc, ck := ca.MustIssue(t, "box-1", false)
 	tc, err := fleet.TLSConfig(ca.CAFile, cc, ck)
 	if err != nil {
 		t.Fatal(err)
@@ -55,10 +37,7 @@ func newCollector(t *testing.T, ring int) *collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { fwd.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testkit.Go(t, fwd.Run)
 	return &collector{rs: rs, fwd: fwd}
 }
 
@@ -79,16 +58,6 @@ func (c *collector) waitConnected(t *testing.T, want bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("forwarder connected never became %v", want)
-}
-
-func msgs(lines []logfwdtest.Line, msgid string) []logfwdtest.Line {
-	var out []logfwdtest.Line
-	for _, l := range lines {
-		if l.MsgID == msgid {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 // TestRsyslogFields: an event and a slog warning reach a real rsyslog

@@ -12,17 +12,12 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/mohproject/moh/player"
+	"github.com/mohproject/moh/player/playertest"
 )
 
 // fakePlayer returns a fixed status: what is under test is the mapping to
 // Prometheus series, not the player.
-type fakePlayer struct {
-	st      player.Status
-	flowing bool
-}
-
-func (f *fakePlayer) Status() player.Status { return f.st }
-func (f *fakePlayer) AudioFlowing() bool    { return f.flowing }
+type fakePlayer = playertest.Fixed
 
 func scrape(t *testing.T, h http.Handler) string {
 	t.Helper()
@@ -36,7 +31,7 @@ func scrape(t *testing.T, h http.Handler) string {
 
 func TestCollectorMapsStatus(t *testing.T) {
 	fault := time.Unix(1700000000, 0)
-	p := &fakePlayer{flowing: true, st: player.Status{
+	p := &fakePlayer{Flowing: true, St: player.Status{
 		BackendStatus: player.BackendStatus{State: player.StatePlaying, LevelDBFS: -18.5, Frames: 441000},
 		Backend:       "direct", Wanted: player.StatePlaying, Volume: 70, PlaylistLength: 3,
 		Uptime: 90 * time.Second,
@@ -90,7 +85,7 @@ func TestCollectorMapsStatus(t *testing.T) {
 	}
 
 	// State changes are seen on the next scrape.
-	p.st.State, p.flowing, connected = player.StateRecovering, false, false
+	p.St.State, p.Flowing, connected = player.StateRecovering, false, false
 	out = scrape(t, m.Handler())
 	for _, want := range []string{"moh_playing 0\n", "moh_audio_flowing 0\n", "moh_mqtt_connected 0\n", `moh_player_state{backend="direct",state="recovering"} 1`} {
 		if !strings.Contains(out, want) {
@@ -165,7 +160,7 @@ func TestHealthStateAndCountersFromTheStart(t *testing.T) {
 		{player.Health{State: player.HealthWarning, Silent: true}, "moh_health_state 1\n", "moh_callers_hear_silence 1\n"},
 		{player.Health{State: player.HealthCritical, Silent: true}, "moh_health_state 2\n", "moh_callers_hear_silence 1\n"},
 	} {
-		m := New(Options{Player: &fakePlayer{st: player.Status{Health: tc.h}}})
+		m := New(Options{Player: &fakePlayer{St: player.Status{Health: tc.h}}})
 		out := scrape(t, m.Handler())
 		if !strings.Contains(out, tc.state) || !strings.Contains(out, tc.silent) {
 			t.Errorf("health %s: want %q and %q in:\n%s", tc.h.State, tc.state, tc.silent, out)

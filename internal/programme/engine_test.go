@@ -55,6 +55,23 @@ type segment struct {
 // equal neighbours. Left is a sine and right its cosine, so the phase
 // of every sample is atan2(left, right) and its mean advance per sample
 // is the tone's frequency, exactly, in any window.
+// readSegments reads the PCM the player wrote to out and splits it into
+// its tones, logged as "id:seconds" (got) for a failure to show.
+func readSegments(t *testing.T, out string) ([]byte, []segment, []string) {
+	t.Helper()
+	pcm, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := toneSegments(pcm)
+	var got []string
+	for _, s := range segs {
+		got = append(got, fmt.Sprintf("%s:%.2f", s.id, float64(s.frames)/player.SampleRate))
+	}
+	t.Logf("output: %s", strings.Join(got, " "))
+	return pcm, segs, got
+}
+
 func toneSegments(pcm []byte) []segment {
 	const win = 441
 	phase := func(i int) float64 {
@@ -212,16 +229,7 @@ func TestEngineEndToEnd(t *testing.T) {
 		t.Fatalf("after 10:00: %+v", pr)
 	}
 
-	pcm, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	segs := toneSegments(pcm)
-	var got []string
-	for _, s := range segs {
-		got = append(got, fmt.Sprintf("%s:%.2f", s.id, float64(s.frames)/player.SampleRate))
-	}
-	t.Logf("output: %s", strings.Join(got, " "))
+	pcm, segs, got := readSegments(t, out)
 	// a b (3 s of music: the message is due during b) msg a (10:00
 	// falls in a: night starts after it) c d ...
 	want := []struct {
@@ -316,16 +324,7 @@ func TestOverrideFades(t *testing.T) {
 				}
 			}()
 			run(4500 * time.Millisecond)
-			pcm, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			segs := toneSegments(pcm)
-			var got []string
-			for _, s := range segs {
-				got = append(got, fmt.Sprintf("%s:%.2f", s.id, float64(s.frames)/player.SampleRate))
-			}
-			t.Logf("output: %s", strings.Join(got, " "))
+			pcm, segs, got := readSegments(t, out)
 			if len(segs) < 3 || segs[0].id != "a" || segs[1].id != "msg" || segs[2].id != "a" {
 				t.Fatalf("output %v, want a, then the override's msg at once, then a again", got)
 			}
@@ -465,16 +464,7 @@ func TestInterruptingMessage(t *testing.T) {
 	eng, run := playOnFile(t, st, lib, time.Now, out, true)
 	eng.Apply()
 	run(7 * time.Second)
-	pcm, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	segs := toneSegments(pcm)
-	var got []string
-	for _, s := range segs {
-		got = append(got, fmt.Sprintf("%s:%.2f", s.id, float64(s.frames)/player.SampleRate))
-	}
-	t.Logf("output: %s", strings.Join(got, " "))
+	pcm, segs, got := readSegments(t, out)
 	if len(segs) < 4 || segs[0].id != "a" || segs[1].id != "b" || segs[2].id != "msg" || segs[3].id != "b" {
 		t.Fatalf("output %v, want a, b interrupted, msg, b again", got)
 	}

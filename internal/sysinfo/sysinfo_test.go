@@ -21,20 +21,9 @@ import (
 
 func TestCertExpiryOfARealCertificate(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := ca.Issue("box1", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := os.ReadFile(cert)
-	b, _ := pem.Decode(raw)
-	want, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := fleettest.MustCA(t, dir)
+	cert, _ := ca.MustIssue(t, "box1", false)
+	want := fleettest.LeafOf(t, cert)
 	now := time.Now()
 	r := New(Options{Certs: map[string]string{"fleet": cert, "https": filepath.Join(dir, "missing.pem"), "off": ""},
 		Adjtimex: func() (bool, error) { return false, nil }, Now: func() time.Time { return now }})
@@ -66,10 +55,7 @@ func TestCertExpiryOfARealCertificate(t *testing.T) {
 // written at start) shows within certRetry, not after CertEvery.
 func TestCertAppearingLaterIsSeenSoon(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := fleettest.NewCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := fleettest.MustCA(t, dir)
 	path := filepath.Join(dir, "later.pem")
 	now := time.Now()
 	r := New(Options{Certs: map[string]string{"https": path},
@@ -77,10 +63,7 @@ func TestCertAppearingLaterIsSeenSoon(t *testing.T) {
 	if s := r.Read(); s.Certs[0].Error == "" {
 		t.Fatalf("missing certificate read without error: %+v", s.Certs[0])
 	}
-	cert, _, err := ca.Issue("box1", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, _ := ca.MustIssue(t, "box1", false)
 	if err := os.Rename(cert, path); err != nil {
 		t.Fatal(err)
 	}
