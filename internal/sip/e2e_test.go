@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // TestBaresipCallsAndRecords has a real SIP client, baresip, play the
@@ -47,7 +49,7 @@ func TestBaresipCallsAndRecords(t *testing.T) {
 		"--file-format=wav", rec)
 	parec.Env = append(os.Environ(), "PULSE_SERVER="+pulse)
 	parec.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var parecLog syncBuffer
+	var parecLog testkit.LockedBuffer
 	parec.Stderr = &parecLog
 	if err := parec.Start(); err != nil {
 		t.Fatal(err)
@@ -80,7 +82,7 @@ func TestBaresipCallsAndRecords(t *testing.T) {
 	// hiccup of a loaded test machine would be an underrun in the
 	// recording; 400 ms absorbs them.
 	cmd.Env = append(os.Environ(), "PULSE_SERVER="+pulse, "PULSE_LATENCY_MSEC=400")
-	var logb syncBuffer
+	var logb testkit.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &logb, &logb
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test
 	if err := cmd.Start(); err != nil {
@@ -228,7 +230,7 @@ func startPulse(t *testing.T, dir string) string {
 	cmd.Env = append(os.Environ(), "HOME="+dir, "PULSE_RUNTIME_PATH="+filepath.Join(dir, "pulse-run"),
 		"PULSE_STATE_PATH="+filepath.Join(dir, "pulse-state"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var logb syncBuffer
+	var logb testkit.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &logb, &logb
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("pulseaudio (Debian: apt-get install pulseaudio pulseaudio-utils): %v", err)
@@ -258,11 +260,7 @@ func startPulse(t *testing.T, dir string) string {
 // with the call.
 func TestMohdServesSIP(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mohd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/mohproject/moh/cmd/mohd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build mohd: %v\n%s", err, out)
-	}
+	bin := testkit.MustBuildMohd(t, "")
 	data := filepath.Join(dir, "data")
 	tok, err := exec.Command(bin, "token", "create", "--scope", "read", "--data", data).Output()
 	if err != nil {
@@ -272,7 +270,7 @@ func TestMohdServesSIP(t *testing.T) {
 	const sipAddr = hostIP + ":5070"
 	cmd := exec.Command(bin, "run", "--data", data, "--listen", "127.0.0.1:18090", "--backend", "direct",
 		"--output", "null,sip:"+sipAddr, "--sip-allow", hostIP+"/32", "--sip-rtp-ports", "30000-30099")
-	var logb syncBuffer // read while mohd writes it
+	var logb testkit.LockedBuffer // read while mohd writes it
 	cmd.Stdout, cmd.Stderr = &logb, &logb
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test
 	if err := cmd.Start(); err != nil {

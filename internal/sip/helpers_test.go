@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -363,22 +362,3 @@ func decode(pkts []rtp.Packet) []int16 {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
-
-// syncBuffer is a bytes.Buffer a test may read while a child process's
-// output is copied into it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
