@@ -58,12 +58,23 @@ func (s *Server) cachedStatus() *statusSnap {
 		s.statusMu.Lock() // the very first one: wait for it
 	}
 	defer s.statusMu.Unlock()
-	return s.refreshStatus()
+	return s.refreshStatusLocked()
 }
 
 // refreshStatus asks the player now and caches the answer; callers that
 // just changed something use it directly so their answer shows the change.
+// Refreshes take turns (statusMu): unordered, a refresh that read the
+// player before a concurrent change could store its snapshot after the
+// one that read the change, and a status read right after the last
+// acknowledged change would show an older one.
 func (s *Server) refreshStatus() *statusSnap {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	return s.refreshStatusLocked()
+}
+
+// refreshStatusLocked is refreshStatus for a caller holding statusMu.
+func (s *Server) refreshStatusLocked() *statusSnap {
 	doc := s.statusDoc()
 	body, err := json.Marshal(doc)
 	if err != nil {

@@ -131,7 +131,7 @@ type Server struct {
 	pwMu    sync.Mutex
 	pwStamp fileStamp // the password file the live sessions logged in with
 
-	statusMu    sync.Mutex // held by the one request refreshing statusCache
+	statusMu    sync.Mutex // held by the one refresh of statusCache at a time
 	statusCache atomic.Pointer[statusSnap]
 
 	// unauthTimeout bounds reads on unauthenticated connections;
