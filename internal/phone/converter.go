@@ -360,7 +360,7 @@ func (c *Converter) sleep(ctx context.Context) bool {
 	// complete that frame, which replayRecent skips.
 	c.rHead, c.rN, c.rTotal = 0, 0, uint64(c.npart)
 	c.mu.Lock()
-	c.head, c.n, c.streaming, c.repeated = 0, 0, false, false
+	c.emptyFIFOLocked()
 	c.mu.Unlock()
 	c.wmu.Unlock()
 	for c.hub.Idle() { // a wake signal may be stale
@@ -459,13 +459,16 @@ func (c *Converter) next(in *[FrameSamples]float32, f, last *Frame) {
 // endToneLocked ends the tone and drops what the FIFO holds: the line-out
 // played its own tone meanwhile, and the level stage must not hear it (a
 // second of a quiet tone through the level stage left the music up to
-// 1.2 dB hot for seconds). The FIFO refills from the line's music and
-// streams again after its prefill. The caller holds mu.
+// 1.2 dB hot for seconds). The caller holds mu.
 func (c *Converter) endToneLocked() {
 	c.tone = tone{}
-	c.head = (c.head + c.n) % fifoCap
-	c.n = 0
-	c.streaming, c.repeated = false, false
+	c.emptyFIFOLocked()
+}
+
+// emptyFIFOLocked drops what the FIFO holds; it refills from the line and
+// streams again after its prefill. The caller holds mu.
+func (c *Converter) emptyFIFOLocked() {
+	c.head, c.n, c.streaming, c.repeated = 0, 0, false, false
 }
 
 var (
