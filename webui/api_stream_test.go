@@ -404,36 +404,8 @@ func TestStreamStalledReaderWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { curl.Process.Kill(); curl.Wait() })
-	type reading struct {
-		bytes int64
-		sumSq float64
-		err   error
-	}
-	realtime := make(chan reading, 1)
 	stop := make(chan struct{})
-	go func() {
-		var r reading
-		buf := make([]byte, 320)
-		t0 := time.Now()
-		for n := 1; ; n++ {
-			select {
-			case <-stop:
-				realtime <- r
-				return
-			case <-time.After(time.Until(t0.Add(time.Duration(n) * phone.FrameDuration))):
-			}
-			if _, err := io.ReadFull(out, buf); err != nil {
-				r.err = err
-				realtime <- r
-				return
-			}
-			r.bytes += int64(len(buf))
-			for i := 0; i < len(buf); i += 2 {
-				v := float64(int16(binary.LittleEndian.Uint16(buf[i:])))
-				r.sumSq += v * v
-			}
-		}
-	}()
+	realtime := readRealTime(out, 0, stop)
 	eagerResp, err := http.Get(strings.Replace(url, "http://", "http://moh:"+box.token+"@", 1))
 	if err != nil {
 		t.Fatal(err)
@@ -453,27 +425,7 @@ func TestStreamStalledReaderWindow(t *testing.T) {
 	}
 	defer lagging.Close()
 	fmt.Fprintf(lagging, "GET /api/v1/stream/slin HTTP/1.1\r\nHost: moh\r\nAuthorization: Bearer %s\r\n\r\n", box.token)
-	lagged := make(chan reading, 1)
-	go func() {
-		var r reading
-		buf := make([]byte, 320)
-		time.Sleep(5 * time.Second)
-		t0 := time.Now()
-		for n := 1; ; n++ {
-			select {
-			case <-stop:
-				lagged <- r
-				return
-			case <-time.After(time.Until(t0.Add(time.Duration(n) * phone.FrameDuration))):
-			}
-			if _, err := io.ReadFull(lagging, buf); err != nil {
-				r.err = err
-				lagged <- r
-				return
-			}
-			r.bytes += int64(len(buf))
-		}
-	}()
+	lagged := readRealTime(lagging, 5*time.Second, stop)
 	waitStreams(t, box.s, func(l map[string]int, _ map[string]uint64) bool { return l["slin"] == 3 })
 
 	// The stalled PBX asks for the stream and reads nothing. Its receive
@@ -550,4 +502,43 @@ func TestStreamStalledReaderWindow(t *testing.T) {
 	if conv.Drops != conv0.Drops || conv.Overflow != conv0.Overflow {
 		t.Errorf("telephone signal lost frames: drops %d→%d, overflow %d→%d", conv0.Drops, conv.Drops, conv0.Overflow, conv.Overflow)
 	}
+}
+
+// reading is what a real-time stream reader got before it was stopped.
+type reading struct {
+	bytes int64
+	sumSq float64 // of the slin samples, for the level
+	err   error
+}
+
+// readRealTime reads r as a PBX does, one 20 ms frame of slin at a time
+// on its own clock, starting after delay; the result arrives when stop is
+// closed or a read fails.
+func readRealTime(r io.Reader, delay time.Duration, stop <-chan struct{}) <-chan reading {
+	done := make(chan reading, 1)
+	go func() {
+		var rd reading
+		buf := make([]byte, 320)
+		time.Sleep(delay)
+		t0 := time.Now()
+		for n := 1; ; n++ {
+			select {
+			case <-stop:
+				done <- rd
+				return
+			case <-time.After(time.Until(t0.Add(time.Duration(n) * phone.FrameDuration))):
+			}
+			if _, err := io.ReadFull(r, buf); err != nil {
+				rd.err = err
+				done <- rd
+				return
+			}
+			rd.bytes += int64(len(buf))
+			for i := 0; i < len(buf); i += 2 {
+				v := float64(int16(binary.LittleEndian.Uint16(buf[i:])))
+				rd.sumSq += v * v
+			}
+		}
+	}()
+	return done
 }
