@@ -13,7 +13,7 @@ DEB_NEEDS := socat:socat mpd:mpd aplay:alsa-utils lame:lame sox:sox \
 	mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium \
 	promtool:prometheus rsyslogd:rsyslog /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so:rsyslog-gnutls \
 	rauc:rauc mksquashfs:squashfs-tools dbus-daemon:dbus-daemon baresip:baresip \
-	openssl:openssl ip:iproute2 unshare:util-linux pulseaudio:pulseaudio parec:pulseaudio-utils curl:curl
+	openssl:openssl ip:iproute2 unshare:util-linux pulseaudio:pulseaudio parec:pulseaudio-utils curl:curl grub-editenv:grub-common
 
 .PHONY: all build run test test-go test-contention deps lint bench dist clean
 

@@ -32,6 +32,7 @@ var commands = []struct{ name, args, help string }{
 	{"check", "[flags]", "Nagios/NRPE health check of the running mohd (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)"},
 	{"token", "create --scope read|operate|admin [--name N] | list | revoke ID [flags]", "manage API tokens (a new token is printed once)"},
 	{"passwd", "[flags]", "set the admin password: asked twice at a terminal, else one line from stdin"},
+	{"grubenv", "FILE list | set NAME=VALUE... | unset NAME...", "edit a GRUB environment block in place (RAUC runs it as grub-editenv)"},
 	{"version", "", "print the version"},
 }
 
@@ -132,6 +133,8 @@ func mainErr(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return checkCommand(fs, &c, args, stdout, stderr)
 	case "token":
 		return tokenCommand(fs, &c, args, stdout, stderr)
+	case "grubenv":
+		return grubenvCommand(args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "mohd: unknown command %q\n\n%s", cmd, usage())
 		return 2

@@ -110,6 +110,11 @@ type Manager struct {
 	steadyDone   bool
 	rebootWanted bool
 	lastReboot   time.Time
+
+	// slotsMu guards slots, the kept `rauc status` answer Slots serves
+	// (statuscache.go); empty at start.
+	slotsMu sync.Mutex
+	slots   slotsCache
 }
 
 // New loads the state and clears what an interrupted update left: a
@@ -152,6 +157,7 @@ func New(o Options) (*Manager, error) {
 		m.st = State{Phase: PhaseIdle}
 		return m, nil
 	}
+	m.o.Runner = slotsChanging{Runner: o.Runner, m: m}
 	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create %s: %w", o.Dir, err)
 	}
@@ -195,14 +201,6 @@ func (m *Manager) Rollbacks() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.st.Rollbacks
-}
-
-// Slots reads both root slots from RAUC.
-func (m *Manager) Slots(ctx context.Context) (RaucStatus, error) {
-	if !m.On() {
-		return RaucStatus{}, ErrOff
-	}
-	return m.o.Runner.Status(ctx)
 }
 
 // setLocked moves to a phase and persists it; m.mu is held (or the

@@ -1,0 +1,120 @@
+package sysupdate
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// `rauc status --detailed` takes about 10 s on the slowest box, too long
+// for every GET /api/v1/system. Slots serves its last answer for
+// slotsMaxAge; slotsTimeout bounds a rauc that hangs.
+const (
+	slotsMaxAge  = time.Minute
+	slotsTimeout = 2 * time.Minute
+)
+
+// slotsCache is the last `rauc status` answer and the refresh in flight.
+// gen counts invalidations: an answer is kept only if no Install or Mark
+// ended while it was being read, and a reader joins only a refresh that
+// started after the last one.
+type slotsCache struct {
+	gen  uint64
+	have bool
+	rs   RaucStatus
+	at   time.Time // when the refresh that read rs began
+	call *slotsCall
+}
+
+// slotsCall is one `rauc status` run that every reader arriving during it
+// waits for.
+type slotsCall struct {
+	gen  uint64
+	done chan struct{}
+	rs   RaucStatus
+	err  error
+}
+
+// Slots reads both root slots from RAUC, or the last answer while it is
+// under a minute old and no Install or Mark has ended since. Readers that
+// find no such answer share one `rauc status`; it runs under mohd's
+// lifetime, not a reader's, so a reader that leaves does not cut it short
+// for the others. A failed run is not kept: the next reader tries again.
+func (m *Manager) Slots(ctx context.Context) (RaucStatus, error) {
+	if !m.On() {
+		return RaucStatus{}, ErrOff
+	}
+	c := &m.slots
+	m.slotsMu.Lock()
+	if c.have && m.o.Now().Sub(c.at) < slotsMaxAge {
+		rs := c.rs
+		m.slotsMu.Unlock()
+		return cloneStatus(rs), nil
+	}
+	call := c.call
+	if call == nil || call.gen != c.gen {
+		call = &slotsCall{gen: c.gen, done: make(chan struct{})}
+		c.call = call
+		go m.refreshSlots(call)
+	}
+	m.slotsMu.Unlock()
+	select {
+	case <-call.done:
+		return cloneStatus(call.rs), call.err
+	case <-ctx.Done():
+		return RaucStatus{}, ctx.Err()
+	}
+}
+
+func (m *Manager) refreshSlots(call *slotsCall) {
+	m.mu.Lock()
+	base := m.baseCtx
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(base, slotsTimeout)
+	defer cancel()
+	began := m.o.Now()
+	rs, err := m.o.Runner.Status(ctx)
+	c := &m.slots
+	m.slotsMu.Lock()
+	call.rs, call.err = rs, err
+	if err == nil && call.gen == c.gen {
+		c.rs, c.at, c.have = rs, began, true
+	}
+	if c.call == call {
+		c.call = nil
+	}
+	m.slotsMu.Unlock()
+	close(call.done)
+}
+
+// invalidateSlots drops the kept answer: the next reader runs rauc.
+func (m *Manager) invalidateSlots() {
+	m.slotsMu.Lock()
+	m.slots.gen++
+	m.slots.have = false
+	m.slotsMu.Unlock()
+}
+
+// cloneStatus gives each reader its own slot list.
+func cloneStatus(rs RaucStatus) RaucStatus {
+	rs.Slots = slices.Clone(rs.Slots)
+	return rs
+}
+
+// slotsChanging is the Runner a Manager calls: an Install or a Mark
+// changes what `rauc status` says, so each one, wherever in the updater
+// it is called from, drops the kept answer when it returns.
+type slotsChanging struct {
+	Runner
+	m *Manager
+}
+
+func (r slotsChanging) Install(ctx context.Context, bundle string, progress func(pct int, msg string)) error {
+	defer r.m.invalidateSlots()
+	return r.Runner.Install(ctx, bundle, progress)
+}
+
+func (r slotsChanging) Mark(ctx context.Context, good bool) error {
+	defer r.m.invalidateSlots()
+	return r.Runner.Mark(ctx, good)
+}
