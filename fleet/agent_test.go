@@ -417,15 +417,13 @@ func TestResendReachesLateBox(t *testing.T) {
 func TestAgentStartsBeforeBroker(t *testing.T) {
 	e := newEnv(t, testGroups)
 	e.broker.Stop()
-	c, k := e.certs(t, "box-b")
-	a, err := NewAgent(AgentOptions{BrokerURL: e.broker.URL(), CAFile: e.ca.CAFile, CertFile: c, KeyFile: k,
-		DeviceID: "box-b", Groups: testGroups["box-b"], Ops: newFakeOps(), Logger: testLogger(t), MaxReconnectInterval: time.Second})
+	o := e.agentOptions(t, "box-b", newFakeOps())
+	o.Groups, o.MaxReconnectInterval = testGroups["box-b"], time.Second
+	a, err := NewAgent(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	cancel, done := runAgent(a)
 	defer func() { cancel(); <-done }()
 	waitFor(t, 5*time.Second, "first attempts fail", func() bool { return !a.Connected() })
 	if err := e.broker.Start(); err != nil {

@@ -158,17 +158,32 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// agentOptions put an agent for device on e's broker with a certificate
+// of its own; the caller adds the rest.
+func (e *env) agentOptions(t testing.TB, device string, ops Ops) AgentOptions {
+	t.Helper()
+	c, k := e.certs(t, device)
+	return AgentOptions{BrokerURL: e.broker.URL(), CAFile: e.ca.CAFile, CertFile: c, KeyFile: k,
+		DeviceID: device, Ops: ops, Logger: testLogger(t)}
+}
+
+// runAgent runs a in the background until cancel; done then gets what
+// Run returned.
+func runAgent(a *Agent) (cancel context.CancelFunc, done <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- a.Run(ctx) }()
+	return cancel, ch
+}
+
 // startAgent runs an agent for device in the background until the test
 // ends.
 func (e *env) startAgent(t testing.TB, device string, ops Ops, tweak func(*AgentOptions)) *Agent {
 	t.Helper()
-	c, k := e.certs(t, device)
-	o := AgentOptions{
-		BrokerURL: e.broker.URL(), CAFile: e.ca.CAFile, CertFile: c, KeyFile: k,
-		DeviceID: device, Groups: e.groups[device], Ops: ops, Logger: testLogger(t),
-		ChangeInterval: 100 * time.Millisecond, MaxReconnectInterval: time.Second,
-		TempDir: t.TempDir(),
-	}
+	o := e.agentOptions(t, device, ops)
+	o.Groups = e.groups[device]
+	o.ChangeInterval, o.MaxReconnectInterval = 100*time.Millisecond, time.Second
+	o.TempDir = t.TempDir()
 	if tweak != nil {
 		tweak(&o)
 	}
@@ -176,9 +191,7 @@ func (e *env) startAgent(t testing.TB, device string, ops Ops, tweak func(*Agent
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	cancel, done := runAgent(a)
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -51,15 +51,11 @@ func TestLastWillCarriesConnectionStart(t *testing.T) {
 func TestAgentStopsBeforeFirstConnection(t *testing.T) {
 	e := newEnv(t, testGroups)
 	e.broker.Stop()
-	c, k := e.certs(t, "box-b")
-	a, err := NewAgent(AgentOptions{BrokerURL: e.broker.URL(), CAFile: e.ca.CAFile, CertFile: c, KeyFile: k,
-		DeviceID: "box-b", Ops: newFakeOps(), Logger: testLogger(t)})
+	a, err := NewAgent(e.agentOptions(t, "box-b", newFakeOps()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	cancel, done := runAgent(a)
 	time.Sleep(300 * time.Millisecond) // the first attempt has failed
 	cancel()
 	select {

@@ -103,37 +103,33 @@ func encodeFFmpegArgs(t testing.TB, dir, name string, pcm []byte, args ...string
 
 func decodeGapless(t testing.TB, path string) []byte {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	g, err := OpenGapless(f, fi.Size())
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	b, err := io.ReadAll(g)
-	if err != nil {
-		t.Fatalf("decode %s: %v", path, err)
-	}
-	return b
+	return decodeFile(t, path, func(data []byte) (io.Reader, error) {
+		return OpenGapless(bytes.NewReader(data), int64(len(data)))
+	})
 }
 
 // decodeGoMP3 is what go-mp3 alone gives.
 func decodeGoMP3(t testing.TB, path string) []byte {
 	t.Helper()
+	return decodeFile(t, path, func(data []byte) (io.Reader, error) {
+		return mp3.NewDecoder(io.MultiReader(bytes.NewReader(data))) // no Seeker: no up-front scan
+	})
+}
+
+// decodeFile is all the PCM the decoder open makes of the file at path.
+func decodeFile(t testing.TB, path string, open func(data []byte) (io.Reader, error)) []byte {
+	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := mp3.NewDecoder(io.MultiReader(bytes.NewReader(data))) // no Seeker: no up-front scan
+	d, err := open(data)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("open %s: %v", path, err)
 	}
 	b, err := io.ReadAll(d)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("decode %s: %v", path, err)
 	}
 	return b
 }

@@ -151,12 +151,8 @@ func (s *Server) streamAuth(next http.Handler) http.Handler {
 			r = r.Clone(r.Context())
 			r.Header.Set("Authorization", "Bearer "+pw)
 		}
-		p, err := s.authenticate(r)
-		if err != nil {
-			if errors.Is(err, errUnauthenticated) || errors.Is(err, errBadToken) {
-				w.Header().Set("WWW-Authenticate", `Basic realm="moh"`)
-			}
-			s.writeError(w, r, err)
+		p, ok := s.admit(w, r, `Basic realm="moh"`)
+		if !ok {
 			return
 		}
 		// The page's session (its "Hear as callers will") listens from
@@ -167,11 +163,7 @@ func (s *Server) streamAuth(next http.Handler) http.Handler {
 			s.writeError(w, r, errCrossSite)
 			return
 		}
-		if p.scope < ScopeRead {
-			s.writeError(w, r, errScope(ScopeRead))
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		s.serveAs(next, w, r, p, ScopeRead)
 	})
 }
 

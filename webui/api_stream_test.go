@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mohproject/moh/internal/phone"
+	"github.com/mohproject/moh/internal/phone/phonetest"
 )
 
 // streamServer is a real Server (its own listener, timeouts and
@@ -54,24 +55,7 @@ func newStreamServer(t *testing.T, max int, withHub bool) *streamServer {
 // sample n of the signal is int16(n), so a reader can tell a gap.
 func counterHub(ctx context.Context) *phone.Hub {
 	hub := phone.NewHub()
-	go func() {
-		tk := time.NewTicker(phone.FrameDuration)
-		defer tk.Stop()
-		var n int
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tk.C:
-			}
-			f := new(phone.Frame)
-			for i := range f.PCM {
-				f.PCM[i] = int16(n)
-				n++
-			}
-			hub.Publish(f)
-		}
-	}()
+	go phonetest.Publish(ctx, hub, phonetest.Counter)
 	return hub
 }
 

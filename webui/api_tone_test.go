@@ -1,7 +1,6 @@
 package webui
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -14,15 +13,7 @@ import (
 // toneEnv is a server over a player with the direct backend (the one
 // that plays tones) on a null sink.
 func toneEnv(t *testing.T) (*env, *player.Player, string) {
-	fb, err := player.EnsureFallback(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := player.NewDirect(player.DirectOptions{
-		Logger:   testLogger(t),
-		OpenSink: func(context.Context) (player.Sink, error) { return player.NewNullSink(nil), nil },
-	})
-	p := player.New(player.Options{Backend: d, Logger: testLogger(t), Settings: player.DefaultSettings, Fallback: fb})
+	p, _ := directPlayer(t, player.DirectOptions{OpenSink: openNullSink})
 	runPlayer(t, p)
 	e := newEnv(t, envOpts{opts: func(o *Options) { o.Player = p }})
 	tok, _, err := CreateToken(e.dir, "operate", "installer")

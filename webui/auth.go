@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -59,12 +60,8 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 func (s *Server) need(scope Scope) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p, err := s.authenticate(r)
-			if err != nil {
-				if err == errUnauthenticated || err == errBadToken {
-					w.Header().Set("WWW-Authenticate", `Bearer realm="moh"`)
-				}
-				s.writeError(w, r, err)
+			p, ok := s.admit(w, r, `Bearer realm="moh"`)
+			if !ok {
 				return
 			}
 			if p.session != nil && !safeMethod(r.Method) {
@@ -77,13 +74,34 @@ func (s *Server) need(scope Scope) func(http.Handler) http.Handler {
 					return
 				}
 			}
-			if p.scope < scope {
-				s.writeError(w, r, errScope(scope))
-				return
-			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+			s.serveAs(next, w, r, p, scope)
 		})
 	}
+}
+
+// admit authenticates r for a guard (need, streamAuth): a caller not
+// signed in, or with a wrong token, is refused with a challenge in the
+// scheme its kind of client answers.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, challenge string) (principal, bool) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		if errors.Is(err, errUnauthenticated) || errors.Is(err, errBadToken) {
+			w.Header().Set("WWW-Authenticate", challenge)
+		}
+		s.writeError(w, r, err)
+		return principal{}, false
+	}
+	return p, true
+}
+
+// serveAs hands r to next as p's request if p holds scope, the last step
+// of every guard; else it is refused.
+func (s *Server) serveAs(next http.Handler, w http.ResponseWriter, r *http.Request, p principal, scope Scope) {
+	if p.scope < scope {
+		s.writeError(w, r, errScope(scope))
+		return
+	}
+	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 }
 
 func safeMethod(m string) bool {

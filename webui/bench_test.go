@@ -100,15 +100,7 @@ func benchStatus(b *testing.B, clients int, interval time.Duration) {
 	f.Close()
 
 	sink := newCardSink(100 * time.Millisecond)
-	d := player.NewDirect(player.DirectOptions{
-		Logger:   testLogger(b),
-		OpenSink: func(context.Context) (player.Sink, error) { return sink, nil },
-	})
-	fb, err := player.EnsureFallback(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := player.New(player.Options{Backend: d, Logger: testLogger(b), Fallback: fb, Settings: player.DefaultSettings})
+	p, _ := directPlayer(b, player.DirectOptions{OpenSink: func(context.Context) (player.Sink, error) { return sink, nil }})
 	tr := lib.Tracks()[0]
 	p.SetPlaylist([]player.Track{{ID: tr.ID, Name: tr.Name, Path: tr.Path}})
 	runPlayer(b, p)

@@ -43,27 +43,17 @@ func phoneBox(t *testing.T, hz int) *phoneBoxT {
 		t.Fatal(err)
 	}
 	f.Close()
-	fb, err := player.EnsureFallback(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	hub := phone.NewHub()
 	conv := phone.NewConverter(hub, phone.ConverterOptions{Logger: testLogger(t)})
 	lineBytes := new(atomic.Int64)
 	tee := func(b []byte) { lineBytes.Add(int64(len(b))); conv.Write(b) }
 	lines := player.NewLineOutputs(player.LineOutputsOptions{Clock: true, Network: true, Tee: tee, Logger: testLogger(t)})
-	d := player.NewDirect(player.DirectOptions{
-		Logger:   testLogger(t),
+	p, _ := directPlayer(t, player.DirectOptions{
 		OpenSink: lines.OpenSink,
 		Outputs:  lines.Statuses,
 		OnTone:   func(tr player.ToneRequest) { conv.Tone(tr.Hz, tr.DBm0(), tr.Duration) },
 	})
-	p := player.New(player.Options{Backend: d, Logger: testLogger(t), Fallback: fb, Settings: player.DefaultSettings})
-	var tracks []player.Track
-	for _, tr := range lib.Tracks() {
-		tracks = append(tracks, player.Track{ID: tr.ID, Name: tr.Name, Path: tr.Path})
-	}
-	p.SetPlaylist(tracks)
+	p.SetPlaylist(libraryTracks(lib))
 	ctx, cancel := context.WithCancel(context.Background())
 	convDone := make(chan struct{})
 	go func() { conv.Run(ctx); close(convDone) }()

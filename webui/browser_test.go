@@ -158,8 +158,7 @@ func TestBrowserAdminFlow(t *testing.T) {
 	run("wrong password",
 		chromedp.SendKeys("#password", "not the password", chromedp.ByID),
 		chromedp.Click("#login-button", chromedp.ByID),
-		chromedp.WaitVisible("#form-error", chromedp.ByID),
-		chromedp.Text("#form-error", &errText, chromedp.ByID),
+		visibleText("#form-error", &errText),
 	)
 	if !strings.Contains(errText, "Wrong password") {
 		t.Fatalf("login error text %q", errText)
@@ -285,8 +284,7 @@ func TestBrowserAdminFlow(t *testing.T) {
 		chromedp.SendKeys("#token-name", "fleet", chromedp.ByID),
 		chromedp.SetValue("#token-scope", "operate", chromedp.ByID),
 		chromedp.Click("#token-create", chromedp.ByID),
-		chromedp.WaitVisible("#new-token", chromedp.ByID),
-		chromedp.Text("#new-token", &tokText, chromedp.ByID),
+		visibleText("#new-token", &tokText),
 		waitJS(`document.querySelectorAll('#tokens tr').length === 1`),
 		waitJS(`document.querySelector('#events li') !== null`),
 		shot("07-settings-and-token"),
@@ -372,6 +370,12 @@ func (bp *browserPage) run(step string, actions ...chromedp.Action) {
 
 func awaitPromise(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }
 
+// visibleText waits until the element with id sel is shown, then reads
+// its text into text.
+func visibleText(sel string, text *string) chromedp.Action {
+	return chromedp.Tasks{chromedp.WaitVisible(sel, chromedp.ByID), chromedp.Text(sel, text, chromedp.ByID)}
+}
+
 // waitJS polls a JavaScript condition in the page until it holds.
 func waitJS(cond string) chromedp.Action {
 	return chromedp.ActionFunc(func(ctx context.Context) error {
@@ -437,17 +441,11 @@ func (s *unpluggableSink) Write(p []byte) (int, error) {
 // is shut down and served again on the same address).
 func TestBrowserHealthAndOutage(t *testing.T) {
 	card := &soundCard{}
-	fb, err := player.EnsureFallback(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := player.NewDirect(player.DirectOptions{
-		Logger:         testLogger(t),
+	p, _ := directPlayer(t, player.DirectOptions{
 		OpenSink:       card.open,
 		SinkBackoff:    50 * time.Millisecond,
 		SinkBackoffMax: 200 * time.Millisecond,
 	})
-	p := player.New(player.Options{Backend: d, Logger: testLogger(t), Fallback: fb, Settings: player.DefaultSettings})
 	runPlayer(t, p)
 	dir := t.TempDir()
 	if err := SetPassword(dir, testPW); err != nil {
@@ -658,8 +656,7 @@ func TestBrowserHealthAndOutage(t *testing.T) {
 	run("action during the outage",
 		chromedp.SendKeys("#token-name", "fleet", chromedp.ByID),
 		chromedp.Click("#token-create", chromedp.ByID),
-		chromedp.WaitVisible("#page-error", chromedp.ByID),
-		chromedp.Text("#page-error", &actionErr, chromedp.ByID),
+		visibleText("#page-error", &actionErr),
 		shot("07-outage-action"),
 	)
 	if !strings.Contains(actionErr, "mohd is not answering") || strings.Contains(strings.ToLower(actionErr), "fetch") {

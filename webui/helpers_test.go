@@ -17,6 +17,7 @@ import (
 
 	"github.com/mohproject/moh/internal/testkit"
 	"github.com/mohproject/moh/player"
+	"github.com/mohproject/moh/uploads"
 )
 
 // fakeClock is a settable clock for session expiry and throttling tests.
@@ -182,6 +183,32 @@ func bearer(tok string) map[string]string { return map[string]string{"Authorizat
 // runPlayer runs p until the test ends.
 func runPlayer(t testing.TB, p *player.Player) {
 	testkit.Go(t, p.Run)
+}
+
+// directPlayer is a Player, not yet run, over the direct backend made
+// with o and the test's logger, falling back to the tone in a temp dir.
+func directPlayer(t testing.TB, o player.DirectOptions) (*player.Player, *player.Direct) {
+	t.Helper()
+	fb, err := player.EnsureFallback(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Logger = testLogger(t)
+	d := player.NewDirect(o)
+	return player.New(player.Options{Backend: d, Logger: testLogger(t), Fallback: fb, Settings: player.DefaultSettings}), d
+}
+
+// openNullSink is a DirectOptions.OpenSink for a player nobody hears.
+func openNullSink(context.Context) (player.Sink, error) { return player.NewNullSink(nil), nil }
+
+// libraryTracks is lib's tracks as the player's playlist, the way mohd
+// hands them over.
+func libraryTracks(lib *uploads.Library) []player.Track {
+	var out []player.Track
+	for _, tr := range lib.Tracks() {
+		out = append(out, player.Track{ID: tr.ID, Name: tr.Name, Path: tr.Path})
+	}
+	return out
 }
 
 func newJar() http.CookieJar {

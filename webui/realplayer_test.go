@@ -13,23 +13,8 @@ import (
 // the player's playlist.
 func realPlayer(t testing.TB, lib *uploads.Library) (*player.Player, *player.Direct) {
 	t.Helper()
-	fb, err := player.EnsureFallback(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := player.NewDirect(player.DirectOptions{
-		Logger:   testLogger(t),
-		OpenSink: func(context.Context) (player.Sink, error) { return player.NewNullSink(nil), nil },
-	})
-	p := player.New(player.Options{Backend: d, Logger: testLogger(t), Fallback: fb, Settings: player.DefaultSettings})
-	toPlayer := func() []player.Track {
-		var out []player.Track
-		for _, tr := range lib.Tracks() {
-			out = append(out, player.Track{ID: tr.ID, Name: tr.Name, Path: tr.Path})
-		}
-		return out
-	}
-	p.SetPlaylist(toPlayer())
+	p, d := directPlayer(t, player.DirectOptions{OpenSink: openNullSink})
+	p.SetPlaylist(libraryTracks(lib))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -39,7 +24,7 @@ func realPlayer(t testing.TB, lib *uploads.Library) (*player.Player, *player.Dir
 			case <-ctx.Done():
 				return
 			case <-lib.Changes():
-				p.SetPlaylist(toPlayer())
+				p.SetPlaylist(libraryTracks(lib))
 			}
 		}
 	}()

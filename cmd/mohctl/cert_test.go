@@ -62,6 +62,7 @@ func issue(t *testing.T, ca *fleetca.CA, dir, cn string, server bool) (string, s
 // certFleet is the operator's directory: the CA (made by mohctl ca init),
 // a broker using its CRL, the operator's certificate and an inventory.
 type certFleet struct {
+	bin        string // the real mohd every box runs
 	dir, caDir string
 	ca         *fleetca.CA
 	broker     *fleettest.Broker
@@ -70,6 +71,7 @@ type certFleet struct {
 
 func newCertFleet(t *testing.T, boxes ...string) *certFleet {
 	t.Helper()
+	bin := testkit.MustBuildMohd(t, realVersion)
 	dir := t.TempDir()
 	caDir := filepath.Join(dir, "ca")
 	if code, out, errs := runNow(t, "ca", "init", caDir); code != 0 || !strings.Contains(out, "created a new CA") {
@@ -96,7 +98,7 @@ func newCertFleet(t *testing.T, boxes ...string) *certFleet {
 	// The broker fleet/README.md sets up: the operator's CA and its CRL.
 	b := fleettest.MustBrokerFiles(t, dir, fleettest.BrokerFiles{CAFile: filepath.Join(caDir, fleetca.CertFile),
 		CertFile: bc, KeyFile: bk, CRLFile: filepath.Join(caDir, fleetca.CRLFile), ACLFile: filepath.Join(dir, "acl")})
-	return &certFleet{dir: dir, caDir: caDir, ca: ca, broker: b, via: []string{
+	return &certFleet{bin: bin, dir: dir, caDir: caDir, ca: ca, broker: b, via: []string{
 		"--via", b.URL(), "--ca", filepath.Join(caDir, fleetca.CertFile), "--cert", oc, "--key", ok,
 		"--inventory", filepath.Join(dir, "inventory.json")}}
 }
@@ -108,14 +110,14 @@ func (f *certFleet) mohctl(t *testing.T, args ...string) (int, string, string) {
 
 // box starts a real mohd for id with its first certificate (cert 1); kill
 // ends it with SIGKILL, as a power cut would.
-func (f *certFleet) box(t *testing.T, bin, id string, data string, extra ...string) (kill func(), cert1, addr string) {
+func (f *certFleet) box(t *testing.T, id string, data string, extra ...string) (kill func(), cert1, addr string) {
 	t.Helper()
 	cf, kf := filepath.Join(f.dir, id+".pem"), filepath.Join(f.dir, id+".key")
 	if _, err := os.Stat(cf); err != nil {
 		cf, kf = issue(t, f.ca, f.dir, id, false)
 	}
 	addr = testkit.FreeAddr(t)
-	p := testkit.Start(t, exec.Command(bin, append([]string{"run", "--data", data, "--listen", addr, "--output", "null",
+	p := testkit.Start(t, exec.Command(f.bin, append([]string{"run", "--data", data, "--listen", addr, "--output", "null",
 		"--mqtt-broker", f.broker.URL(), "--mqtt-ca", filepath.Join(f.caDir, fleetca.CertFile),
 		"--mqtt-cert", cf, "--mqtt-key", kf, "--device-id", id, "--groups", "drill"}, extra...)...))
 	t.Cleanup(func() {
@@ -175,11 +177,10 @@ func serialOf(t *testing.T, file string) string {
 // reconnects with cert 2 and stays connected; cert 1 is in the CRL and
 // the broker refuses it once it has reloaded the CRL (SIGHUP).
 func TestCertRotateRealBrokerCRL(t *testing.T) {
-	bin := testkit.MustBuildMohd(t, realVersion)
 	f := newCertFleet(t, "paris-1")
 	data := t.TempDir()
 	start := time.Now()
-	_, cert1, _ := f.box(t, bin, "paris-1", data)
+	_, cert1, _ := f.box(t, "paris-1", data)
 	key1 := strings.TrimSuffix(cert1, ".pem") + ".key"
 	f.online(t, "paris-1", start, 20*time.Second)
 	serial1 := serialOf(t, cert1)
@@ -261,11 +262,10 @@ func TestCertRotateRealBrokerCRL(t *testing.T) {
 // and getting its certificate: it comes back on the old pair, its waiting
 // key survives, and the certificate signed later installs.
 func TestCertRotateHandOffSurvivesKill(t *testing.T) {
-	bin := testkit.MustBuildMohd(t, realVersion)
 	f := newCertFleet(t, "lyon-1")
 	data := t.TempDir()
 	start := time.Now()
-	kill, cert1, _ := f.box(t, bin, "lyon-1", data)
+	kill, cert1, _ := f.box(t, "lyon-1", data)
 	f.online(t, "lyon-1", start, 20*time.Second)
 
 	csrDir := filepath.Join(f.dir, "csrs")
@@ -274,7 +274,7 @@ func TestCertRotateHandOffSurvivesKill(t *testing.T) {
 	}
 	kill()
 	restarted := time.Now()
-	f.box(t, bin, "lyon-1", data)
+	f.box(t, "lyon-1", data)
 	f.online(t, "lyon-1", restarted, 20*time.Second)
 	if code, out, errs := f.mohctl(t, "volume", "20", "-g", "lyon-1"); code != 0 {
 		t.Fatalf("box not working on its old pair after kill -9: %d %s %s", code, out, errs)
@@ -323,11 +323,10 @@ func TestCertRotateHandOffSurvivesKill(t *testing.T) {
 // the next handshake, without a restart: the inventory URL's host is the
 // name it is issued for.
 func TestCertRotateHTTPSWithoutRestart(t *testing.T) {
-	bin := testkit.MustBuildMohd(t, realVersion)
 	f := newCertFleet(t, "nice-1")
 	data := t.TempDir()
 	start := time.Now()
-	_, _, addr := f.box(t, bin, "nice-1", data, "--tls", "auto")
+	_, _, addr := f.box(t, "nice-1", data, "--tls", "auto")
 	os.WriteFile(filepath.Join(f.dir, "inventory.json"),
 		[]byte(`{"boxes":[{"name":"nice-1","url":"https://`+addr+`","groups":["drill"]}]}`), 0o600)
 	f.online(t, "nice-1", start, 20*time.Second)

@@ -219,11 +219,18 @@ func (s *ttySession) wait() int {
 // asking for the confirmation.
 func TestPasswdAtTerminal(t *testing.T) {
 	const good = "a quiet winter harbour"
-	t.Run("set", func(t *testing.T) {
-		data := t.TempDir()
+	// passwd starts mohd passwd over data at a terminal and types first
+	// at its first prompt.
+	passwd := func(t *testing.T, data, first string) *ttySession {
+		t.Helper()
 		s := startTTY(t, "passwd", "--data", data)
 		s.expect("New admin password: ")
-		s.typeLine(good)
+		s.typeLine(first)
+		return s
+	}
+	t.Run("set", func(t *testing.T) {
+		data := t.TempDir()
+		s := passwd(t, data, good)
 		s.expect("Repeat it: ")
 		s.typeLine(good)
 		if code := s.wait(); code != 0 || !strings.Contains(s.output(), "admin password set") {
@@ -244,9 +251,7 @@ func TestPasswdAtTerminal(t *testing.T) {
 	})
 	t.Run("mismatch", func(t *testing.T) {
 		data := t.TempDir()
-		s := startTTY(t, "passwd", "--data", data)
-		s.expect("New admin password: ")
-		s.typeLine(good)
+		s := passwd(t, data, good)
 		s.expect("Repeat it: ")
 		s.typeLine(good + "!")
 		if code := s.wait(); code != 1 || !strings.Contains(s.output(), "the two passwords differ") {
@@ -258,9 +263,7 @@ func TestPasswdAtTerminal(t *testing.T) {
 	})
 	t.Run("weak", func(t *testing.T) {
 		data := t.TempDir()
-		s := startTTY(t, "passwd", "--data", data)
-		s.expect("New admin password: ")
-		s.typeLine("password1234")
+		s := passwd(t, data, "password1234")
 		if code := s.wait(); code != 1 || !strings.Contains(s.output(), "too common") || strings.Contains(s.output(), "Repeat it") {
 			t.Fatalf("exit %d, terminal:\n%q", code, s.output())
 		}

@@ -232,20 +232,13 @@ func TestEndToEnd(t *testing.T) {
 	text := get(t, metricsURL)
 	promtoolCheck(t, text)
 	fams := parse(t, text)
-	for _, c := range []struct {
-		name, key string
-		want      float64
-	}{
+	wantSeries(t, fams, []series{
 		{"moh_fleet_up", "east", 1},
 		{"moh_fleet_health_state", "east", 0},
 		{"moh_fleet_callers_hear_silence", "west", 1},
 		{"moh_fleet_exporter_broker_connected", "", 1},
 		{"moh_fleet_exporter_boxes", "", 3},
-	} {
-		if got, ok := value(t, fams, c.name, c.key); !ok || got != c.want {
-			t.Errorf("%s{%s} = %v (present %v), want %v", c.name, c.key, got, ok, c.want)
-		}
-	}
+	})
 	if _, ok := value(t, fams, "moh_fleet_health_state", "north"); ok {
 		t.Error("the killed box still shows a health")
 	}

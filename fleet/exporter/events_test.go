@@ -86,10 +86,9 @@ func TestDiskTrendAndUnderrunsFromStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	fams := parse(t, b.String())
-	for name, want := range map[string]float64{"moh_fleet_disk_free_trend_bytes_per_hour": -1048576, "moh_fleet_alsa_underruns_total": 4} {
-		if got, ok := value(t, fams, name, "box"); !ok || got != want {
-			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
-		}
-	}
+	wantSeries(t, fams, []series{
+		{"moh_fleet_disk_free_trend_bytes_per_hour", "box", -1048576},
+		{"moh_fleet_alsa_underruns_total", "box", 4},
+	})
 	promtoolCheck(t, b.String())
 }

@@ -126,6 +126,23 @@ func value(t *testing.T, fams map[string]*dtoFamily, name, key string) (float64,
 	return v, ok
 }
 
+// series is a value a test expects in a scrape: its family, the key
+// value finds it by, and the value.
+type series struct {
+	name, key string
+	want      float64
+}
+
+// wantSeries checks each of want against fams.
+func wantSeries(t *testing.T, fams map[string]*dtoFamily, want []series) {
+	t.Helper()
+	for _, c := range want {
+		if got, ok := value(t, fams, c.name, c.key); !ok || got != c.want {
+			t.Errorf("%s{%s} = %v (present %v), want %v", c.name, c.key, got, ok, c.want)
+		}
+	}
+}
+
 // promtoolCheck runs `promtool check metrics` on text: Prometheus's own
 // linter of an exporter's output (names, help, types, units).
 func promtoolCheck(t *testing.T, text string) {
@@ -159,10 +176,7 @@ func TestMetricsFromStatus(t *testing.T) {
 
 	text, fams := scrape(t, e)
 	promtoolCheck(t, text)
-	for _, c := range []struct {
-		name, key string
-		want      float64
-	}{
+	wantSeries(t, fams, []series{
 		{"moh_fleet_up", "east", 1},
 		{"moh_fleet_up", "west", 1},
 		{"moh_fleet_health_state", "east", 0},
@@ -188,12 +202,7 @@ func TestMetricsFromStatus(t *testing.T) {
 		{"moh_fleet_last_seen_timestamp_seconds", "east", float64(now.Unix())},
 		{"moh_fleet_exporter_boxes", "", 3},
 		{"moh_fleet_exporter_broker_connected", "", 0},
-	} {
-		got, ok := value(t, fams, c.name, c.key)
-		if !ok || got != c.want {
-			t.Errorf("%s{%s} = %v (present %v), want %v", c.name, c.key, got, ok, c.want)
-		}
-	}
+	})
 	if _, ok := value(t, fams, "moh_fleet_clock_synced", "west"); ok {
 		t.Error("west does not report its clock, yet has moh_fleet_clock_synced")
 	}

@@ -1,38 +1,20 @@
-package phone
+package phone_test
 
 import (
 	"context"
-	"math"
 	"testing"
 	"time"
-)
 
-// publish441 publishes a 441 Hz sine to hub every 20 ms until ctx ends.
-func publish441(ctx context.Context, hub *Hub) {
-	tk := time.NewTicker(FrameDuration)
-	defer tk.Stop()
-	var n int
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tk.C:
-		}
-		f := new(Frame)
-		for i := range f.PCM {
-			f.PCM[i] = int16(8000 * math.Sin(2*math.Pi*441*float64(n)/SampleRate))
-			n++
-		}
-		hub.Publish(f)
-	}
-}
+	"github.com/mohproject/moh/internal/phone"
+	"github.com/mohproject/moh/internal/phone/phonetest"
+)
 
 func TestMP3EncoderSharedAndStopped(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	hub := NewHub()
-	go publish441(ctx, hub)
-	e := NewMP3Encoder(hub, MP3Options{})
+	hub := phone.NewHub()
+	go phonetest.Publish(ctx, hub, phonetest.Sine441)
+	e := phone.NewMP3Encoder(hub, phone.MP3Options{})
 	if e.Running() {
 		t.Fatal("running before any listener")
 	}
@@ -48,12 +30,12 @@ func TestMP3EncoderSharedAndStopped(t *testing.T) {
 		t.Fatalf("%d lame processes for two listeners, want 1", e.Starts())
 	}
 	// Every chunk is one whole 16 kHz 32 kbit/s frame: 144 bytes.
-	for _, s := range []*MP3Sub{a, b} {
+	for _, s := range []*phone.MP3Sub{a, b} {
 		for range 10 {
 			select {
 			case f := <-s.C():
-				if len(f) != 144 || mp3FrameLen(f) != 144 {
-					t.Fatalf("chunk of %d bytes, header says %d", len(f), mp3FrameLen(f))
+				if len(f) != 144 || phone.MP3FrameLen(f) != 144 {
+					t.Fatalf("chunk of %d bytes, header says %d", len(f), phone.MP3FrameLen(f))
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("no MP3 frame in 5 s")
@@ -91,7 +73,7 @@ func TestMP3EncoderSharedAndStopped(t *testing.T) {
 }
 
 func TestMP3EncoderMissingLame(t *testing.T) {
-	e := NewMP3Encoder(NewHub(), MP3Options{Lame: "/nonexistent/lame"})
+	e := phone.NewMP3Encoder(phone.NewHub(), phone.MP3Options{Lame: "/nonexistent/lame"})
 	if _, err := e.Subscribe(4); err == nil {
 		t.Fatal("subscribed without an encoder")
 	}
@@ -112,7 +94,7 @@ func TestMP3FrameLen(t *testing.T) {
 		{[]byte{0xFF, 0xFB, 0xF0, 0x64}, 0},   // bad bitrate
 		{[]byte{0x49, 0x44, 0x33, 0x04}, 0},   // ID3
 	} {
-		if got := mp3FrameLen(tc.h); got != tc.want {
+		if got := phone.MP3FrameLen(tc.h); got != tc.want {
 			t.Errorf("% x: %d, want %d", tc.h, got, tc.want)
 		}
 	}
