@@ -26,8 +26,8 @@ import (
 // image-test): first boot into the fallback loop, seamless; provisioning of
 // an admin token; an upload and a setting; then power cuts at random
 // moments, after each of which the box must play again by itself with its
-// library and settings intact; finally the flash budget over steady
-// playback.
+// library and settings intact; the flash budget over steady playback;
+// finally system updates through RAUC's A/B slots (update_test.go).
 func TestImage(t *testing.T) {
 	img := os.Getenv("MOH_IMAGE")
 	if img == "" {
@@ -47,8 +47,9 @@ func TestImage(t *testing.T) {
 	if s := os.Getenv("MOH_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
 	}
-	cuts := envInt("MOH_POWER_CUTS", 10)
-	flashMinutes := envInt("MOH_FLASH_MINUTES", 10)
+	cuts := envInt("MOH_POWER_CUTS", 3)
+	flashMinutes := envInt("MOH_FLASH_MINUTES", 4)
+	installCuts := envInt("MOH_INSTALL_CUTS", 2)
 	bootTimeout := time.Duration(envInt("MOH_BOOT_TIMEOUT_S", 600)) * time.Second
 	t.Logf("seed %d (MOH_SEED=%d reproduces the cut moments)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, seed^0x6d6f68))
@@ -171,8 +172,30 @@ func TestImage(t *testing.T) {
 			audioTimes[0], audioTimes[len(audioTimes)/2], audioTimes[len(audioTimes)-1], len(audioTimes))
 	}
 
-	// 5. Flash budget over steady playback.
+	// 5. Flash budget over steady playback (with MOH_UPDATE_TEST=1,
+	// while the host makes the update bundles).
+	if envInt("MOH_UPDATE_TEST", 0) == 0 {
+		b.flashBudget(last, time.Duration(flashMinutes)*time.Minute)
+		last.PowerCut()
+		return
+	}
+	var (
+		bs      *bundles
+		bundErr error
+	)
+	made := make(chan struct{})
+	go func() {
+		defer close(made)
+		bs, bundErr = makeBundles(repo, filepath.Dir(img), dir, env["MOH_VERSION"])
+	}()
 	b.flashBudget(last, time.Duration(flashMinutes)*time.Minute)
+	<-made
+	if bundErr != nil {
+		t.Fatal(bundErr)
+	}
+
+	// 6. System updates (make image-update-test).
+	last = b.testUpdates(last, token, env, bs, rng, installCuts)
 	last.PowerCut()
 }
 
@@ -411,11 +434,11 @@ func (b *box) provisionToken(repo, uidgid string) string {
 	if err := json.Unmarshal(output(b.t, "sfdisk", "-J", b.disk), &pt); err != nil {
 		b.t.Fatal(err)
 	}
-	if len(pt.PartitionTable.Partitions) != 2 {
-		b.t.Fatalf("want 2 partitions, got %+v", pt)
+	if len(pt.PartitionTable.Partitions) != 4 {
+		b.t.Fatalf("want 4 partitions (boot, slots A and B, data), got %+v", pt)
 	}
-	p2 := pt.PartitionTable.Partitions[1]
-	off, size := p2.Start*512, p2.Size*512
+	p4 := pt.PartitionTable.Partitions[3]
+	off, size := p4.Start*512, p4.Size*512
 	disk, err := os.OpenFile(b.disk, os.O_RDWR, 0)
 	if err != nil {
 		b.t.Fatal(err)

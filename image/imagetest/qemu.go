@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/mohproject/moh/internal/testkit"
 )
 
 // vm is one QEMU run of the appliance image: a PC with the image as its only
@@ -37,15 +39,6 @@ type vmOptions struct {
 	MemoryMiB int
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func kvmUsable() bool {
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err != nil {
@@ -57,7 +50,7 @@ func kvmUsable() bool {
 
 // startVM powers the virtual box on.
 func startVM(o vmOptions) (*vm, error) {
-	port, err := freePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		return nil, fmt.Errorf("free port: %w", err)
 	}
