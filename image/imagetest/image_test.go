@@ -234,9 +234,16 @@ func (b *box) url(v *vm, path string) string {
 // power-on.
 func (b *box) waitHealthy(v *vm) time.Duration {
 	b.t.Helper()
+	return b.waitHealthySince(v, v.Start)
+}
+
+// waitHealthySince is waitHealthy for a boot that began at since (a box
+// that rebooted by itself inside one QEMU run).
+func (b *box) waitHealthySince(v *vm, since time.Time) time.Duration {
+	b.t.Helper()
 	c := b.client()
 	c.Timeout = 3 * time.Second
-	deadline := v.Start.Add(b.bootTimeout)
+	deadline := since.Add(b.bootTimeout)
 	last := "no answer"
 	for time.Now().Before(deadline) {
 		if gone, err := v.Exited(); gone {
@@ -247,7 +254,7 @@ func (b *box) waitHealthy(v *vm) time.Duration {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return time.Since(v.Start)
+				return time.Since(since)
 			}
 			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
 		} else {

@@ -391,7 +391,7 @@ func (b *box) waitDown(v *vm, token string, timeout time.Duration) time.Time {
 // box answers and sound comes out again.
 func (b *box) playingAgain(v *vm, token string) {
 	b.t.Helper()
-	b.waitHealthyAfter(v, time.Now())
+	b.waitHealthySince(v, time.Now())
 	w := &wavTail{path: v.WAV}
 	defer w.Close()
 	if err := w.poll(); err != nil {
@@ -401,17 +401,6 @@ func (b *box) playingAgain(v *vm, token string) {
 	if rms, ok := w.lastRMS(2 * time.Second); !ok || rms < 0.01 {
 		b.t.Fatalf("the box is not audible after the reboot (rms %.4f)", rms)
 	}
-}
-
-// waitHealthyAfter is waitHealthy for a box that rebooted by itself:
-// the boot timeout counts from since.
-func (b *box) waitHealthyAfter(v *vm, since time.Time) time.Duration {
-	b.t.Helper()
-	saved := v.Start
-	v.Start = since
-	d := b.waitHealthy(v)
-	v.Start = saved
-	return d
 }
 
 // lineWatch follows the recording across a reboot inside one QEMU run and
@@ -543,7 +532,7 @@ func (b *box) testUpdates(v *vm, token string, env map[string]string, bs *bundle
 	line := watchLine(v.WAV)
 	b.waitPhase(v, token, 10*time.Minute, "rebooting")
 	down := b.waitDown(v, token, 5*time.Minute)
-	b.waitHealthyAfter(v, down)
+	b.waitHealthySince(v, down)
 	b.playingAgain(v, token)
 	silence := line.Stop()
 	t.Logf("RESULT update A → B: %.0f s from the 202 to the reboot (download excluded); longest silence on the line %.1f s (target ≤ 45 s)",
