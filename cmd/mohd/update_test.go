@@ -528,9 +528,15 @@ func TestUpdateGrubFellBackIsRollback(t *testing.T) {
 			Update struct{ Phase, Reason string } `json:"update"`
 		} `json:"system"`
 	}
-	b.c.do("GET", "/api/v1/status", nil, &st)
-	if st.System.Update.Phase != "rollback" {
-		t.Fatalf("status.system.update = %+v", st.System.Update)
+	// GET /api/v1/status answers from a snapshot up to 50 ms old (the
+	// one taken when start saw mohd answer may predate the rollback):
+	// the rollback shows there within a few snapshots, and stays.
+	testkit.WaitFor(t, 2*time.Second, 20*time.Millisecond, "status.system.update to say rollback", func() bool {
+		b.c.do("GET", "/api/v1/status", nil, &st)
+		return st.System.Update.Phase == "rollback"
+	})
+	if st.System.Update.Reason != s.State.Reason {
+		t.Fatalf("status.system.update = %+v, /api/v1/system says %q", st.System.Update, s.State.Reason)
 	}
 }
 
