@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/mohproject/moh/internal/sysupdate"
 )
@@ -32,21 +33,34 @@ type systemDoc struct {
 	Compatible    string           `json:"compatible,omitempty"`
 	Booted        string           `json:"booted,omitempty"`
 	Slots         []sysupdate.Slot `json:"slots"`
+	// SlotsStale: Slots (and Booted, Compatible) are RAUC's previous
+	// answer, or absent, because the fresh one took longer than
+	// systemSlotsWait; asking again soon gets it.
+	SlotsStale bool `json:"slots_stale,omitempty"`
 	// State is the update's phase, progress and reason.
 	State sysupdate.Status `json:"state"`
 }
+
+// systemSlotsWait bounds how long GET /api/v1/system waits for `rauc
+// status` (about 10 s on the slowest box, more right after an install or
+// a mark while RAUC is busy) before it answers with the previous slots:
+// inside the server's write timeout and a client's usual 10 s.
+const systemSlotsWait = 8 * time.Second
 
 func (s *Server) system(w http.ResponseWriter, r *http.Request) {
 	doc := systemDoc{Update: "off", Slots: []sysupdate.Slot{}, State: sysupdate.Status{Update: "off", Phase: sysupdate.PhaseIdle}}
 	if u := s.opt.Update; u != nil && u.On() {
 		doc.Update = "rauc"
 		doc.State = u.Status()
-		rs, err := u.Slots(r.Context())
+		ctx, cancel := context.WithTimeout(r.Context(), systemSlotsWait)
+		rs, err := u.Slots(ctx)
+		cancel()
 		if err != nil {
 			doc.RaucError = err.Error()
+			doc.SlotsStale = errors.Is(err, sysupdate.ErrSlotsPending)
 		} else {
 			doc.RaucAvailable = true
-			doc.Compatible, doc.Booted = rs.Compatible, rs.Booted
+			doc.Compatible, doc.Booted, doc.SlotsStale = rs.Compatible, rs.Booted, rs.Stale
 			if rs.Slots != nil {
 				doc.Slots = rs.Slots
 			}

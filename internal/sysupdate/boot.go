@@ -154,7 +154,7 @@ func (m *Manager) Step(ctx context.Context) {
 		if done || !healthyLong {
 			return
 		}
-		rs, err := m.o.Runner.Status(ctx)
+		rs, err := m.raucStatus(ctx)
 		if err != nil {
 			m.log.Warn("rauc status", "err", err)
 			return
@@ -187,7 +187,7 @@ func (m *Manager) Step(ctx context.Context) {
 
 // booted asks RAUC which slot is booted.
 func (m *Manager) booted(ctx context.Context) (string, bool) {
-	rs, err := m.o.Runner.Status(ctx)
+	rs, err := m.raucStatus(ctx)
 	if err != nil {
 		m.log.Warn("rauc status", "err", err)
 		return "", false

@@ -41,6 +41,9 @@ type RaucStatus struct {
 	Booted     string // bootname of the booted slot
 	Primary    string // slot name RAUC will boot next
 	Slots      []Slot
+	// Stale: this is an earlier answer; RAUC is still being asked
+	// (Manager.Slots).
+	Stale bool
 }
 
 // Slot is one root slot as GET /api/v1/system shows it.

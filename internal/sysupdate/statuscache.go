@@ -2,6 +2,8 @@ package sysupdate
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -24,6 +26,10 @@ type slotsCache struct {
 	rs   RaucStatus
 	at   time.Time // when the refresh that read rs began
 	call *slotsCall
+	// last is the last answer ever read, kept across invalidations: a
+	// reader that cannot wait for the refresh gets it, marked Stale.
+	last     RaucStatus
+	haveLast bool
 }
 
 // slotsCall is one `rauc status` run that every reader arriving during it
@@ -40,6 +46,10 @@ type slotsCall struct {
 // find no such answer share one `rauc status`; it runs under mohd's
 // lifetime, not a reader's, so a reader that leaves does not cut it short
 // for the others. A failed run is not kept: the next reader tries again.
+//
+// A reader whose ctx ends first gets the last answer read, with Stale
+// set, if there is one: the first `rauc status` after an install or a
+// mark can take longer than an HTTP client waits on a slow box.
 func (m *Manager) Slots(ctx context.Context) (RaucStatus, error) {
 	if !m.On() {
 		return RaucStatus{}, ErrOff
@@ -62,7 +72,15 @@ func (m *Manager) Slots(ctx context.Context) (RaucStatus, error) {
 	case <-call.done:
 		return cloneStatus(call.rs), call.err
 	case <-ctx.Done():
-		return RaucStatus{}, ctx.Err()
+		m.slotsMu.Lock()
+		last, ok := c.last, c.haveLast
+		m.slotsMu.Unlock()
+		if !ok {
+			return RaucStatus{}, fmt.Errorf("%w (%w)", ErrSlotsPending, ctx.Err())
+		}
+		last = cloneStatus(last)
+		last.Stale = true
+		return last, nil
 	}
 }
 
@@ -80,11 +98,29 @@ func (m *Manager) refreshSlots(call *slotsCall) {
 	if err == nil && call.gen == c.gen {
 		c.rs, c.at, c.have = rs, began, true
 	}
+	if err == nil {
+		c.last, c.haveLast = rs, true
+	}
 	if c.call == call {
 		c.call = nil
 	}
 	m.slotsMu.Unlock()
 	close(call.done)
+}
+
+// ErrSlotsPending: a reader ran out of time before RAUC's first answer.
+var ErrSlotsPending = errors.New("rauc status has not answered yet; ask again")
+
+// raucStatus is the boot rules' own `rauc status`: always a fresh run, whose
+// answer a reader out of time may get (Slots).
+func (m *Manager) raucStatus(ctx context.Context) (RaucStatus, error) {
+	rs, err := m.o.Runner.Status(ctx)
+	if err == nil {
+		m.slotsMu.Lock()
+		m.slots.last, m.slots.haveLast = rs, true
+		m.slotsMu.Unlock()
+	}
+	return rs, err
 }
 
 // invalidateSlots drops the kept answer: the next reader runs rauc.

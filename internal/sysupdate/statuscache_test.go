@@ -169,3 +169,44 @@ func TestStatusCacheReaderLeaves(t *testing.T) {
 		t.Errorf("%d rauc status runs, want the one both readers shared", got)
 	}
 }
+
+// TestStatusCacheStaleWhenSlow: after a mark, a reader that cannot wait
+// for the slow refresh gets the previous answer marked Stale; once the
+// refresh ends, readers get the fresh answer, not stale.
+func TestStatusCacheStaleWhenSlow(t *testing.T) {
+	_, cr, m := newCountingBox(t)
+	if _, err := m.Slots(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.o.Runner.Mark(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	cr.gate = make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	rs, err := m.Slots(ctx)
+	cancel()
+	if err != nil || !rs.Stale || rs.Booted != "A" || len(rs.Slots) != 2 || !rs.Slots[0].Good {
+		t.Fatalf("a reader out of time during the refresh: %+v, %v; want the answer from before the mark, stale", rs, err)
+	}
+	close(cr.gate)
+	rs, err = m.Slots(context.Background())
+	if err != nil || rs.Stale || rs.Slots[0].Good {
+		t.Fatalf("after the refresh: %+v, %v; want the fresh answer (A marked bad)", rs, err)
+	}
+	if got := cr.statuses.Load(); got != 2 {
+		t.Errorf("%d rauc status runs, want 2 (the first read and the one refresh)", got)
+	}
+}
+
+// TestStatusCacheNoAnswerYet: with nothing read before, a reader out of
+// time gets ErrSlotsPending, not an empty answer.
+func TestStatusCacheNoAnswerYet(t *testing.T) {
+	_, cr, m := newCountingBox(t)
+	cr.gate = make(chan struct{})
+	defer close(cr.gate)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if rs, err := m.Slots(ctx); !errors.Is(err, ErrSlotsPending) {
+		t.Fatalf("got %+v, %v; want ErrSlotsPending", rs, err)
+	}
+}
