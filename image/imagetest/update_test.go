@@ -195,8 +195,9 @@ func fileSHA256(path string) (string, error) {
 
 // systemDoc is what the test reads of GET /api/v1/system.
 type systemDoc struct {
-	Booted string `json:"booted"`
-	Slots  []struct {
+	Booted     string `json:"booted"`
+	SlotsStale bool   `json:"slots_stale"`
+	Slots      []struct {
 		Bootname string `json:"bootname"`
 		Version  string `json:"version"`
 		Booted   bool   `json:"booted"`
@@ -222,11 +223,22 @@ func (d systemDoc) good(slot string) bool {
 	return false
 }
 
+// system reads GET /api/v1/system with RAUC's fresh answer: right after
+// a mark or an install the box may answer with the previous slots
+// (slots_stale) while `rauc status` runs; those are asked again.
 func (b *box) system(v *vm, token string) systemDoc {
 	b.t.Helper()
-	var d systemDoc
-	b.api(v, token, "GET", "/api/v1/system", "", &d, http.StatusOK)
-	return d
+	for tries := 0; ; tries++ {
+		var d systemDoc
+		b.api(v, token, "GET", "/api/v1/system", "", &d, http.StatusOK)
+		if !d.SlotsStale {
+			return d
+		}
+		if tries == 20 {
+			b.t.Fatalf("GET /api/v1/system: still the previous slots after %d tries: %+v", tries, d)
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
 
 // tryStatus reads the update state, or says the box did not answer.
@@ -404,20 +416,33 @@ func (b *box) playingAgain(v *vm, token string) {
 }
 
 // lineWatch follows the recording across a reboot inside one QEMU run and
-// keeps the longest stretch of wall-clock time without audible sound.
+// keeps the longest stretch of wall-clock time without audible sound, and
+// the console lines that came out meanwhile (where the silence goes).
 type lineWatch struct {
-	mu      sync.Mutex
-	last    time.Time
-	longest time.Duration
-	stop    chan struct{}
-	done    chan struct{}
+	mu       sync.Mutex
+	last     time.Time
+	longest  time.Duration
+	gapStart time.Time // the last audible sound before the longest gap
+	console  []stampedLine
+	stop     chan struct{}
+	done     chan struct{}
 }
 
-func watchLine(path string) *lineWatch {
+type stampedLine struct {
+	at   time.Time
+	line string
+}
+
+func watchLine(wav, serial string) *lineWatch {
 	l := &lineWatch{stop: make(chan struct{}), done: make(chan struct{}), last: time.Now()}
+	var consoleAt int64
+	if fi, err := os.Stat(serial); err == nil {
+		consoleAt = fi.Size()
+	}
+	var partial string
 	go func() {
 		defer close(l.done)
-		w := &wavTail{path: path}
+		w := &wavTail{path: wav}
 		defer w.Close()
 		w.poll()
 		for {
@@ -425,6 +450,24 @@ func watchLine(path string) *lineWatch {
 			case <-l.stop:
 				return
 			case <-time.After(100 * time.Millisecond):
+			}
+			if f, err := os.Open(serial); err == nil {
+				if fi, err := f.Stat(); err == nil && fi.Size() < consoleAt {
+					consoleAt = 0 // QEMU started again: a new log
+				}
+				buf, _ := io.ReadAll(io.NewSectionReader(f, consoleAt, 1<<20))
+				f.Close()
+				consoleAt += int64(len(buf))
+				lines := strings.Split(partial+string(buf), "\n")
+				partial = lines[len(lines)-1]
+				now := time.Now()
+				l.mu.Lock()
+				for _, ln := range lines[:len(lines)-1] {
+					if ln = strings.TrimSpace(ln); ln != "" {
+						l.console = append(l.console, stampedLine{now, ln})
+					}
+				}
+				l.mu.Unlock()
 			}
 			before := w.frames
 			w.poll()
@@ -435,7 +478,7 @@ func watchLine(path string) *lineWatch {
 				now := time.Now()
 				l.mu.Lock()
 				if gap := now.Sub(l.last); gap > l.longest {
-					l.longest = gap
+					l.longest, l.gapStart = gap, l.last
 				}
 				l.last = now
 				l.mu.Unlock()
@@ -445,12 +488,20 @@ func watchLine(path string) *lineWatch {
 	return l
 }
 
-func (l *lineWatch) Stop() time.Duration {
+// Stop ends the watch and returns the longest silence and the console
+// lines printed during it, each with its second into the silence.
+func (l *lineWatch) Stop() (time.Duration, string) {
 	close(l.stop)
 	<-l.done
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.longest
+	var sb strings.Builder
+	for _, c := range l.console {
+		if off := c.at.Sub(l.gapStart); off >= 0 && off <= l.longest {
+			fmt.Fprintf(&sb, "  +%5.1f s  %.150s\n", off.Seconds(), c.line)
+		}
+	}
+	return l.longest, sb.String()
 }
 
 // testUpdates is the A/B part of TestImage, on a running, provisioned box
@@ -529,14 +580,14 @@ func (b *box) testUpdates(v *vm, token string, env map[string]string, bs *bundle
 		t.Fatalf("good bundle: %d %s", code, body)
 	}
 	accepted := time.Now()
-	line := watchLine(v.WAV)
+	line := watchLine(v.WAV, v.Serial)
 	b.waitPhase(v, token, 10*time.Minute, "rebooting")
 	down := b.waitDown(v, token, 5*time.Minute)
 	b.waitHealthySince(v, down)
 	b.playingAgain(v, token)
-	silence := line.Stop()
-	t.Logf("RESULT update A → B: %.0f s from the 202 to the reboot (download excluded); longest silence on the line %.1f s (target ≤ 45 s)",
-		down.Sub(accepted).Seconds(), silence.Seconds())
+	silence, console := line.Stop()
+	t.Logf("RESULT update A → B: %.0f s from the 202 to the reboot (download excluded); longest silence on the line %.1f s (target ≤ 45 s); the console meanwhile:\n%s",
+		down.Sub(accepted).Seconds(), silence.Seconds(), console)
 	b.waitPhase(v, token, 5*time.Minute, "good")
 	d = b.system(v, token)
 	if d.Booted != "B" || !d.good("B") || !d.good("A") {
