@@ -219,10 +219,17 @@ func (b *box) boot(name string) *vm {
 	return v
 }
 
+// client is a new client for one request. Keep-alives are off: a client
+// per request that kept its connection open would leave one idle
+// connection on the box per poll, and the box refuses a 33rd from one
+// address (webui's connection guard), which a poll then sees as EOF.
 func (b *box) client() *http.Client {
 	return &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // the box's self-signed certificate
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // the box's self-signed certificate
+			DisableKeepAlives: true,
+		},
 	}
 }
 

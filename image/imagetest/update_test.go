@@ -561,9 +561,26 @@ func (b *box) testUpdates(v *vm, token string, env map[string]string, bs *bundle
 			t.Fatalf("good bundle: %d %s", code, body)
 		}
 		b.waitPhase(v, token, 5*time.Minute, "installing")
-		time.Sleep(time.Duration(rng.Int64N(int64(40 * time.Second))))
-		st, _ := b.tryStatus(v, token)
+		// Cut at a random point of RAUC's progress, while it writes.
+		target := 10 + rng.IntN(76)
+		var st systemDoc
+		for until := time.Now().Add(5 * time.Minute); ; {
+			if time.Now().After(until) {
+				t.Fatalf("install not at %d %% within 5 min (last: %+v)", target, st.State)
+			}
+			d, ok := b.tryStatus(v, token)
+			if ok {
+				st = d
+				if d.State.Phase != "installing" || d.State.Progress >= target {
+					break
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
 		v.PowerCut()
+		if st.State.Phase != "installing" {
+			t.Fatalf("power cut %d: meant for %d %% of the install, but the install was already %s", 2+i, target, st.State.Phase)
+		}
 		t.Logf("power cut %d: during the install (%s %d%%)", 2+i, st.State.Phase, st.State.Progress)
 		v = b.boot(fmt.Sprintf("update-after-install-cut%d", i+1))
 		b.waitHealthy(v)
