@@ -531,3 +531,27 @@ func TestNoBootID(t *testing.T) {
 		t.Fatalf("target slot up: phase %s, want trial", st.Phase)
 	}
 }
+
+// TestInstallMarksTheFallbackGood: a box updated before mohd marked its
+// booted slot good (soon after a power cut: GRUB counted a try) marks it
+// good first if it plays, so the slot it falls back to has all its tries;
+// one that does not play leaves the marks alone.
+func TestInstallMarksTheFallbackGood(t *testing.T) {
+	for _, healthy := range []bool{true, false} {
+		b := newBox(t)
+		b.r.good["A"] = false
+		b.healthy = healthy
+		m := b.start("1.0")
+		b.install(m, "23:59")
+		want := ""
+		if healthy {
+			want = "good A"
+		}
+		if got := b.r.markList(); got != want {
+			t.Errorf("healthy %v: marks %q before the reboot, want %q", healthy, got, want)
+		}
+		if b.r.installed != 1 {
+			t.Errorf("healthy %v: installed %d times, want 1", healthy, b.r.installed)
+		}
+	}
+}

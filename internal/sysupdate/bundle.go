@@ -212,14 +212,38 @@ func (m *Manager) receive(ctx context.Context, r io.Reader, want []byte, at time
 	base := m.baseCtx
 	m.mu.Unlock()
 	m.event(fmt.Sprintf("update: installing %s into slot %s", info.Version, target))
-	go m.install(base, bundle, at)
+	go m.install(base, bundle, at, sys)
 	return m.Status(), nil
+}
+
+// keepFallback marks the booted slot good before an install if RAUC does
+// not call it good yet and mohd plays: it is the slot the box falls back
+// to if the new one fails. GRUB counts a try at every boot, and mohd marks
+// the booted slot good only after update-healthy of audio, so a box
+// updated soon after a power cut would otherwise fall back to a slot with
+// one of its three boot tries used and shown as not good.
+func (m *Manager) keepFallback(ctx context.Context, sys RaucStatus) {
+	for _, s := range sys.Slots {
+		if !s.Booted || s.Good {
+			continue
+		}
+		if !m.o.Healthy() {
+			m.log.Warn("the booted slot is not marked good and mohd is not healthy: installing anyway; the fallback keeps the boot tries it has left", "slot", s.Bootname)
+			return
+		}
+		if err := m.o.Runner.Mark(ctx, true); err != nil {
+			m.log.Warn("mark the booted slot good before the install", "slot", s.Bootname, "err", err)
+			return
+		}
+		m.log.Info("marked the booted slot good: the fallback of this update", "slot", s.Bootname)
+	}
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
 // install runs RAUC and leaves the box waiting for its reboot.
-func (m *Manager) install(ctx context.Context, bundle string, at time.Time) {
+func (m *Manager) install(ctx context.Context, bundle string, at time.Time, sys RaucStatus) {
+	m.keepFallback(ctx, sys)
 	err := m.o.Runner.Install(ctx, bundle, func(pct int, msg string) {
 		m.mu.Lock()
 		m.progress, m.message = pct, msg
