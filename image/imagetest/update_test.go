@@ -352,6 +352,26 @@ func (b *box) slotHashes(env map[string]string) [2]string {
 	return h
 }
 
+// waitBootedGood waits until the box runs slot and RAUC calls it good.
+// GRUB counts a boot try at every boot, and RAUC calls a slot with a try
+// counted not good until mohd marks it good again, after update-healthy
+// (60 s) of audio; so after any reboot the booted slot is good only a
+// minute or so into the boot.
+func (b *box) waitBootedGood(v *vm, token, slot string, timeout time.Duration) systemDoc {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		d := b.system(v, token)
+		if d.Booted == slot && d.good(slot) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("slot %s not booted and good within %v: booted %s, slots %+v", slot, timeout, d.Booted, d.Slots)
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
 func envAtoi(t *testing.T, env map[string]string, k string) int {
 	t.Helper()
 	var n int
@@ -626,9 +646,7 @@ func (b *box) testUpdates(v *vm, token string, env map[string]string, bs *bundle
 	v = b.boot("update-after-good-cut")
 	b.waitHealthy(v)
 	b.playingAgain(v, token)
-	if d := b.system(v, token); d.Booted != "B" || !d.good("B") {
-		t.Fatalf("after a cut just after mark-good: booted %s, slots %+v", d.Booted, d.Slots)
-	}
+	b.waitBootedGood(v, token, "B", 3*time.Minute) // after a cut just after mark-good
 
 	// A bad release, installed into slot A: its mohd cannot start; the box
 	// goes back to slot B by itself.
@@ -644,10 +662,7 @@ func (b *box) testUpdates(v *vm, token string, env map[string]string, bs *bundle
 	}
 	b.playingAgain(v, token)
 	back := time.Now()
-	d = b.system(v, token)
-	if d.Booted != "B" || !d.good("B") {
-		t.Fatalf("after the rollback: booted %s, slots %+v; want B", d.Booted, d.Slots)
-	}
+	d = b.waitBootedGood(v, token, "B", 3*time.Minute) // after the rollback
 	t.Logf("RESULT rollback: %q; back in slot B and playing %.0f s after the box went down", d.State.Reason, back.Sub(down).Seconds())
 
 	// The good release again, into slot A, with a power cut in the new
