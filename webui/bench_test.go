@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -244,17 +245,24 @@ func TestLoadClientProcess(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("MOH_LOAD_N"))
 	interval, _ := time.ParseDuration(os.Getenv("MOH_LOAD_INTERVAL"))
 	tok := os.Getenv("MOH_LOAD_TOKEN")
-	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	// Each client is a host of its own (127.0.1.N): the box takes at most
+	// 32 connections from one address (Options.MaxConnsPerAddr), and 200 pages
+	// are 200 browsers, not one.
+	clientFor := func(i int) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i%250))}}
+		tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 1}
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
 	var next, failed atomic.Int64
 	lat := make([][]time.Duration, clients)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Add(1)
+		client := clientFor(i)
 		go func() {
 			defer wg.Done()
+			defer client.CloseIdleConnections()
 			var tick <-chan time.Time
 			if interval > 0 {
 				// Spread the clients over the interval, as independent pages are.
