@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,7 +188,7 @@ func (m *Manager) receive(ctx context.Context, r io.Reader, want []byte, at time
 	if err != nil {
 		return m.abort(&Refused{Code: "bundle_refused", Reason: "bundle refused: " + err.Error()})
 	}
-	sys, err := m.o.Runner.Status(ctx)
+	sys, err := m.raucStatus(ctx)
 	if err != nil {
 		return m.abort(fmt.Errorf("read slots: %w", err))
 	}
@@ -223,20 +224,20 @@ func (m *Manager) receive(ctx context.Context, r io.Reader, want []byte, at time
 // updated soon after a power cut would otherwise fall back to a slot with
 // one of its three boot tries used and shown as not good.
 func (m *Manager) keepFallback(ctx context.Context, sys RaucStatus) {
-	for _, s := range sys.Slots {
-		if !s.Booted || s.Good {
-			continue
-		}
-		if !m.o.Healthy() {
-			m.log.Warn("the booted slot is not marked good and mohd is not healthy: installing anyway; the fallback keeps the boot tries it has left", "slot", s.Bootname)
-			return
-		}
-		if err := m.o.Runner.Mark(ctx, true); err != nil {
-			m.log.Warn("mark the booted slot good before the install", "slot", s.Bootname, "err", err)
-			return
-		}
-		m.log.Info("marked the booted slot good: the fallback of this update", "slot", s.Bootname)
+	i := slices.IndexFunc(sys.Slots, func(s Slot) bool { return s.Booted })
+	if i < 0 || sys.Slots[i].Good {
+		return
 	}
+	slot := sys.Slots[i].Bootname
+	if !m.o.Healthy() {
+		m.log.Warn("the booted slot is not marked good and mohd is not healthy: installing anyway; the fallback keeps the boot tries it has left", "slot", slot)
+		return
+	}
+	if err := m.o.Runner.Mark(ctx, true); err != nil {
+		m.log.Warn("mark the booted slot good before the install", "slot", slot, "err", err)
+		return
+	}
+	m.log.Info("marked the booted slot good: the fallback of this update", "slot", slot)
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) }

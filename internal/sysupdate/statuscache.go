@@ -17,19 +17,27 @@ const (
 )
 
 // slotsCache is the last `rauc status` answer and the refresh in flight.
-// gen counts invalidations: an answer is kept only if no Install or Mark
-// ended while it was being read, and a reader joins only a refresh that
-// started after the last one.
+// gen counts invalidations: an answer serves readers (have) only if no
+// Install or Mark ended while it was being read, and a reader joins only a
+// refresh that started after the last one. rs stays after an
+// invalidation: a reader that cannot wait for the refresh gets it, marked
+// Stale.
 type slotsCache struct {
 	gen  uint64
-	have bool
+	read bool // rs holds an answer
+	have bool // and it serves readers until at+slotsMaxAge
 	rs   RaucStatus
 	at   time.Time // when the refresh that read rs began
 	call *slotsCall
-	// last is the last answer ever read, kept across invalidations: a
-	// reader that cannot wait for the refresh gets it, marked Stale.
-	last     RaucStatus
-	haveLast bool
+}
+
+// keep stores an answer; fresh says it may serve readers, as read from
+// began on. Called with slotsMu held.
+func (c *slotsCache) keep(rs RaucStatus, fresh bool, began time.Time) {
+	c.rs, c.read = rs, true
+	if fresh {
+		c.at, c.have = began, true
+	}
 }
 
 // slotsCall is one `rauc status` run that every reader arriving during it
@@ -73,7 +81,7 @@ func (m *Manager) Slots(ctx context.Context) (RaucStatus, error) {
 		return cloneStatus(call.rs), call.err
 	case <-ctx.Done():
 		m.slotsMu.Lock()
-		last, ok := c.last, c.haveLast
+		last, ok := c.rs, c.read
 		m.slotsMu.Unlock()
 		if !ok {
 			return RaucStatus{}, fmt.Errorf("%w (%w)", ErrSlotsPending, ctx.Err())
@@ -95,11 +103,8 @@ func (m *Manager) refreshSlots(call *slotsCall) {
 	c := &m.slots
 	m.slotsMu.Lock()
 	call.rs, call.err = rs, err
-	if err == nil && call.gen == c.gen {
-		c.rs, c.at, c.have = rs, began, true
-	}
 	if err == nil {
-		c.last, c.haveLast = rs, true
+		c.keep(rs, call.gen == c.gen, began)
 	}
 	if c.call == call {
 		c.call = nil
@@ -111,13 +116,13 @@ func (m *Manager) refreshSlots(call *slotsCall) {
 // ErrSlotsPending: a reader ran out of time before RAUC's first answer.
 var ErrSlotsPending = errors.New("rauc status has not answered yet; ask again")
 
-// raucStatus is the boot rules' own `rauc status`: always a fresh run, whose
-// answer a reader out of time may get (Slots).
+// raucStatus is the updater's own `rauc status` (boot rules, install):
+// always a fresh run, whose answer a reader out of time may get (Slots).
 func (m *Manager) raucStatus(ctx context.Context) (RaucStatus, error) {
 	rs, err := m.o.Runner.Status(ctx)
 	if err == nil {
 		m.slotsMu.Lock()
-		m.slots.last, m.slots.haveLast = rs, true
+		m.slots.keep(rs, false, time.Time{})
 		m.slotsMu.Unlock()
 	}
 	return rs, err
