@@ -40,17 +40,35 @@ const (
 	contentionUnit       = "../image/rootfs/etc/systemd/system/mohd.service"
 )
 
+// underrun is one write that came after the card needed it.
+type underrun struct {
+	Audio  float64 `json:"audio_s"` // seconds of audio before it
+	LateMS float64 `json:"late_ms"` // how long after the card needed it
+	Wall   int64   `json:"wall_ns"` // when it came, Unix ns
+}
+
+func (u underrun) String() string {
+	return fmt.Sprintf("at %.1f s of audio, %.0f ms late", u.Audio, u.LateMS)
+}
+
+// maxUnderrunsListed bounds the child's list; a run with more underruns
+// than that fails whatever the hypervisor did.
+const maxUnderrunsListed = 100
+
 // contentionResult is what the child reports.
 type contentionResult struct {
-	Seconds        float64 `json:"seconds"`
-	Underruns      int     `json:"underruns"`
-	Gaps           int     `json:"gaps"`
-	MinSlackMS     float64 `json:"min_slack_ms"` // least lead over the card's need
+	Seconds    float64 `json:"seconds"`
+	Underruns  int     `json:"underruns"`
+	Gaps       int     `json:"gaps"`
+	MinSlackMS float64 `json:"min_slack_ms"` // least lead over the card's need, once built
+	// Close counts writes that came with less than half the lead left:
+	// the run's close calls, which show how near it came to an underrun.
+	Close          int     `json:"close_calls"`
 	AllocsPerSec   float64 `json:"allocs_per_second"`
 	SteadyAllocsPS float64 `json:"steady_allocs_per_second"` // after the first pass
 	Cached         bool    `json:"cached"`
-	// UnderrunAt lists the first underruns: seconds of audio, ms late.
-	UnderrunAt [][2]float64 `json:"underrun_at,omitempty"`
+	// UnderrunAt lists the underruns (the first maxUnderrunsListed).
+	UnderrunAt []underrun `json:"underrun_at,omitempty"`
 }
 
 func TestPlaybackUnderContention(t *testing.T) {
@@ -116,7 +134,10 @@ func TestPlaybackUnderContention(t *testing.T) {
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
+	steal := watchSteal()
 	err := child.Wait()
+	steal.stop()
+	stolen, worst := steal.total()
 	hogCPU := 0.0
 	for _, h := range hogs {
 		hogCPU += procCPUSeconds(h.Process.Pid)
@@ -136,10 +157,27 @@ func TestPlaybackUnderContention(t *testing.T) {
 		t.Fatalf("player child: %v, result found: %v\n%s", err, found, stdout.String())
 	}
 	wall := time.Since(start).Seconds()
-	t.Logf("RESULT contention: %.0f s of playback at nice %d, 2 busy loops (%.0f%% of the %.0f s on both cores) + ingest: %d underruns, %d gaps; least slack %.1f ms; %.2f allocations/s (%.2f after the first pass); played from the PCM cache: %v",
-		res.Seconds, nice, 100*hogCPU/(2*wall), wall, res.Underruns, res.Gaps, res.MinSlackMS, res.AllocsPerSec, res.SteadyAllocsPS, res.Cached)
-	if res.Underruns != 0 || res.Gaps != 0 {
-		t.Errorf("%d underruns and %d gaps under contention, want none; first underruns [s of audio, ms late]: %v", res.Underruns, res.Gaps, res.UnderrunAt)
+	t.Logf("RESULT contention: %.0f s of playback at nice %d, 2 busy loops (%.0f%% of the %.0f s on both cores) + ingest: %d underruns, %d gaps; least slack %.1f ms of %v, %d writes with under half of it; %.2f allocations/s (%.2f after the first pass); played from the PCM cache: %v; CPU time the hypervisor took from this machine: %v, at most %v of a 100 ms window",
+		res.Seconds, nice, 100*hogCPU/(2*wall), wall, res.Underruns, res.Gaps, res.MinSlackMS, DefaultPacerAhead, res.Close, res.AllocsPerSec, res.SteadyAllocsPS, res.Cached, stolen, worst)
+	// An underrun is the player's unless, while it waited, the hypervisor
+	// held every CPU of this virtual machine for longer than the write
+	// came late: then no guest could have written in time, and a real box
+	// has no hypervisor. Each such one is said, never silently passed.
+	ours := res.Underruns
+	if res.Underruns <= maxUnderrunsListed {
+		for _, u := range res.UnderrunAt {
+			came := time.Unix(0, u.Wall)
+			late := time.Duration(u.LateMS * 1e6)
+			// From when the writer could first have written the block
+			// (the lead before the card needed it) to when it did.
+			if frozen := steal.allCPUs(came.Add(-late-DefaultPacerAhead), came); frozen > late {
+				ours--
+				t.Logf("underrun %v: the hypervisor held every CPU for %v of that wait (steal in /proc/stat): the machine's, not the player's", u, frozen)
+			}
+		}
+	}
+	if ours != 0 || res.Gaps != 0 {
+		t.Errorf("%d underruns (%d of them while the guest had a CPU) and %d gaps under contention, want none; underruns: %v", res.Underruns, ours, res.Gaps, res.UnderrunAt)
 	}
 	if res.Seconds < float64(secs)-1 {
 		t.Errorf("played %.1f s, want %d", res.Seconds, secs)
@@ -239,9 +277,11 @@ type cardModel struct {
 	bytes    int64     // bytes since t0
 	pos      int       // offset in want of the next byte
 	under    int
-	at       [][2]float64
+	at       []underrun
 	gaps     int
+	built    bool // the writer has its whole lead (minSlack counts from then)
 	minSlack time.Duration
+	close    int
 	total    int64
 	first    time.Time
 
@@ -263,12 +303,19 @@ func (c *cardModel) Write(p []byte) (int, error) {
 	need := c.t0.Add(time.Duration(c.bytes * int64(time.Second) / pcmByteRate))
 	if slack := need.Sub(now); slack < 0 {
 		c.under++
-		if len(c.at) < 10 {
-			c.at = append(c.at, [2]float64{float64(c.total) / pcmByteRate, float64(-slack) / 1e6})
+		if len(c.at) < maxUnderrunsListed {
+			c.at = append(c.at, underrun{Audio: float64(c.total) / pcmByteRate, LateMS: float64(-slack) / 1e6, Wall: now.UnixNano()})
 		}
-		c.t0, c.bytes = now, 0 // the card restarts from here
-	} else if c.bytes > 0 && slack < c.minSlack {
-		c.minSlack = slack
+		c.t0, c.bytes, c.built = now, 0, false // the card restarts from here
+	} else if c.built {
+		c.minSlack = min(c.minSlack, slack)
+		if slack < c.sink.w.pacer.Ahead()/2 {
+			c.close++
+		}
+	} else if slack >= c.sink.w.pacer.Ahead()-2*time.Duration(len(p))*time.Second/pcmByteRate {
+		// The writer starts with one block of lead and takes the rest
+		// at full speed; slack is measured from when it has it all.
+		c.built = true
 	}
 	c.bytes += int64(len(p))
 	c.total += int64(len(p))
@@ -299,7 +346,7 @@ func (c *cardModel) result() contentionResult {
 	metrics.Read(c.allocs)
 	now := c.allocs[0].Value.Uint64()
 	secs := float64(c.total) / pcmByteRate
-	r := contentionResult{Seconds: secs, Underruns: c.under, Gaps: c.gaps, MinSlackMS: float64(c.minSlack) / 1e6, UnderrunAt: c.at}
+	r := contentionResult{Seconds: secs, Underruns: c.under, Gaps: c.gaps, MinSlackMS: float64(c.minSlack) / 1e6, Close: c.close, UnderrunAt: c.at}
 	if secs > 0 {
 		r.AllocsPerSec = float64(now-c.allocs0) / secs
 	}
