@@ -2,6 +2,7 @@ package phone
 
 import (
 	"math"
+	"sync"
 
 	"github.com/mohproject/moh/internal/kaiser"
 )
@@ -28,11 +29,13 @@ const (
 
 // polyphase holds the filter once for every resampler: 80 branches of 448
 // coefficients, each stored reversed so a branch is a plain dot product
-// with the newest 448 input samples.
-var polyphase = designPolyphase()
+// with the newest 448 input samples. Designed on first use, not at start:
+// a box without a telephone output never pays its 140 KB (and the 280 KB
+// window it is made from) or the 5 ms it takes.
+var polyphase = sync.OnceValue(designPolyphase)
 
-func designPolyphase() [upL][resampTaps]float32 {
-	var out [upL][resampTaps]float32
+func designPolyphase() *[upL][resampTaps]float32 {
+	out := new([upL][resampTaps]float32)
 	n := upL * resampTaps
 	centre := float64(n-1) / 2
 	fc := resampCutoff / float64(InputRate*upL) // cycles per upsampled sample
@@ -61,8 +64,9 @@ func designPolyphase() [upL][resampTaps]float32 {
 // may arrive in blocks of any size, and the output is the same as for one
 // long block. It allocates nothing after NewResampler.
 type Resampler struct {
-	buf []float32 // history (resampTaps-1 samples) then unconsumed input
-	n   int       // samples in buf
+	taps *[upL][resampTaps]float32
+	buf  []float32 // history (resampTaps-1 samples) then unconsumed input
+	n    int       // samples in buf
 	// pos is the next output's position in units of 1/upL input samples,
 	// relative to buf[0].
 	pos int
@@ -74,7 +78,7 @@ const resampChunk = 4096
 
 // NewResampler returns a resampler primed with silence.
 func NewResampler() *Resampler {
-	r := &Resampler{buf: make([]float32, resampTaps-1+resampChunk)}
+	r := &Resampler{taps: polyphase(), buf: make([]float32, resampTaps-1+resampChunk)}
 	r.n = resampTaps - 1
 	r.pos = (resampTaps - 1) * upL // the first output uses the first input sample as its newest
 	return r
@@ -94,7 +98,7 @@ func (r *Resampler) Process(in []float32, out []float32) []float32 {
 			if newest >= r.n {
 				break
 			}
-			c := &polyphase[r.pos%upL]
+			c := &r.taps[r.pos%upL]
 			x := r.buf[newest-(resampTaps-1) : newest+1]
 			out = append(out, dot(c[:], x))
 			r.pos += downM
