@@ -33,6 +33,7 @@ func run(ctx context.Context, c *config, log *slog.Logger) error {
 	// A FIFO reader (a PBX) going away must be an error on write, not the
 	// death of mohd.
 	signal.Ignore(syscall.SIGPIPE)
+	tuneGC()
 	log.Info("mohd starting", "version", version, "backend", c.Backend, "output", c.Output,
 		"data", c.Data, "music", c.Music, "listen", c.Listen)
 
