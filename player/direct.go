@@ -26,7 +26,7 @@ type DirectOptions struct {
 	OpenSink func(ctx context.Context) (Sink, error)
 	// Now is the clock for status timestamps; nil means time.Now.
 	Now func() time.Time
-	// BlockFrames is the write size in frames; 0 means 2205 (50 ms).
+	// BlockFrames is the write size in frames; 0 means 4410 (100 ms).
 	BlockFrames int
 	// SinkBackoff and SinkBackoffMax bound the wait before reopening a
 	// failed sink: it starts at SinkBackoff and doubles up to
@@ -48,7 +48,7 @@ type DirectOptions struct {
 
 // Tuning of the audio loop.
 const (
-	defaultBlockFrames = SampleRate / 20 // 50 ms: small enough for prompt commands, large enough to be cheap
+	defaultBlockFrames = SampleRate / 10 // 100 ms: well inside the 300 ms lead, and each block costs the runtime a wake-up
 	// silentDBFS is where a block counts as silent: below any music but
 	// above the dither and codec noise floor of a silent passage.
 	silentDBFS = -70.0

@@ -39,7 +39,7 @@ type audioLoop struct {
 	lastSinkErr   string       // last logged sink failure, to log changes only
 	failures      int          // tracks in a row that produced no audio
 	idleBackoff   backoff      // paces retries of a playlist with nothing playable
-	levels        [2]float64   // the last two blocks' output level, for a ~100 ms reading
+	levels        [2]float64   // the last two blocks' output level, for a ~200 ms reading
 	lastProblem   string       // last logged "cannot play" reason, to log changes only
 	totalFrames   uint64
 	fade          fadeState // a switch that fades the track on air out (fade.go)

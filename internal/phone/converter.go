@@ -14,7 +14,7 @@ import (
 )
 
 // FIFO tuning, in 8 kHz samples. The line-out hands its PCM over in
-// blocks (50 ms from the direct backend; a sound card pipe may run a few
+// blocks (100 ms from the direct backend; a sound card pipe may run a few
 // hundred ms ahead at start), while the pacer takes 160 samples every
 // 20 ms from the monotonic clock. The FIFO between them absorbs the
 // blocks and the drift of a sound card's crystal against that clock.
