@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// BenchmarkBlockLevelGain is what the direct backend does to every 50 ms
+// BenchmarkBlockLevelGain is what the direct backend does to every 100 ms
 // block besides decoding: the source level, the volume, the output level.
 func BenchmarkBlockLevelGain(b *testing.B) {
 	block := make([]byte, defaultBlockFrames*BytesPerFrame)

@@ -19,6 +19,9 @@ section "ingest out of the way: a 2-hour track (peak RSS of the ingest process t
 section "direct decoding speed (x real time)"
 gobench ./player/ 'DecodeGapless|DirectPlayback' 20x
 
+section "volume and level meter per 100 ms block (the direct backend's own work on every block)"
+gobench ./player/ 'BlockLevelGain' 1s
+
 section "file sink pacing (target: 10 s of audio in 10 s +/- 2 %)"
 gobench ./player/ 'FileSinkPacing'
 
