@@ -141,6 +141,9 @@ func (d *Direct) Status() BackendStatus {
 		st.Track = &t
 	}
 	st.Skipped = d.skips.snapshot()
+	if cs, ok := d.opt.PCMCache.Status(); ok {
+		st.PCMCache = &cs
+	}
 	return st
 }
 

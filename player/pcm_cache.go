@@ -83,7 +83,31 @@ type PCMCache struct {
 	queued   map[string]bool // paths in queue or being built
 	building bool            // the builder goroutine runs
 	refused  map[string]bool // over budget or undecodable: not tried again
+	built    int             // cache files written since the cache was made
 	idle     chan struct{}   // closed when the builder stops; for tests
+}
+
+// PCMCacheStatus says what the cache is doing, for the status document.
+// A build decodes a track and writes it to the disk once (10.6 MB a
+// minute of audio), so while Pending is above 0 the box writes more and
+// uses more CPU than steady playback does.
+type PCMCacheStatus struct {
+	// Pending counts the tracks waiting to be checked or built, the one
+	// being built included.
+	Pending int `json:"pending"`
+	// Built counts the cache files written since mohd started.
+	Built int `json:"built"`
+}
+
+// Status is what the cache is doing; ok is false when there is no cache
+// or it is off (every track decodes live).
+func (c *PCMCache) Status() (st PCMCacheStatus, ok bool) {
+	if c == nil || c.budget < 0 {
+		return PCMCacheStatus{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return PCMCacheStatus{Pending: len(c.queued), Built: c.built}, true
 }
 
 // NewPCMCache returns the cache in o.Dir.
@@ -348,7 +372,10 @@ func (c *PCMCache) ensure(src string) error {
 	if err != nil {
 		return fmt.Errorf("build cache: %w", err)
 	}
-	c.log.Debug("track cached", "path", src, "bytes", need)
+	c.mu.Lock()
+	c.built++
+	c.mu.Unlock()
+	c.log.Info("track cached", "path", src, "bytes", need)
 	return nil
 }
 

@@ -66,11 +66,15 @@ func TestPCMCacheLoopIsBitExact(t *testing.T) {
 	decA, decB := decodeGapless(t, a), decodeGapless(t, b)
 	cache := testPCMCache(t, 0)
 	var c capture
-	_, stop := startDirect(t, DirectOptions{OpenSink: sharedCapture(&c, nil), PCMCache: cache},
+	d, stop := startDirect(t, DirectOptions{OpenSink: sharedCapture(&c, nil), PCMCache: cache},
 		[]Track{{ID: "a", Path: a}, {ID: "b", Path: b}})
 	cycle := append(append([]byte(nil), decA...), decB...)
 	waitUntil(t, 60*time.Second, "both cache files", func() bool {
 		return bytes.Equal(cachedSamples(t, cache, a), decA) && bytes.Equal(cachedSamples(t, cache, b), decB)
+	})
+	waitUntil(t, 10*time.Second, "the status to count both files", func() bool {
+		cs := d.Status().PCMCache
+		return cs != nil && *cs == PCMCacheStatus{Built: 2}
 	})
 	// From here on the MP3s decode to garbage: only the cache plays
 	// them right.
@@ -271,5 +275,47 @@ func TestPCMPlaybackAllocatesNothing(t *testing.T) {
 	}
 	if allocs > 0 {
 		t.Errorf("steady playback allocated %d objects in %.1f s of audio, want 0", allocs, audio)
+	}
+}
+
+// TestPCMCacheStatus: the status says a build is pending until the file
+// is written, counts each file written once, and is absent when the
+// cache is off.
+func TestPCMCacheStatus(t *testing.T) {
+	dir := t.TempDir()
+	a := encodeLame(t, dir, "a.mp3", testSinePCM(testTrackFrames, testPeriod, testAmp), "-V2")
+	c := testPCMCache(t, 0)
+	if st, ok := c.Status(); !ok || st != (PCMCacheStatus{}) {
+		t.Fatalf("new cache: %+v %v, want nothing pending or built", st, ok)
+	}
+	c.Want([]Track{{Path: a}})
+	if st, _ := c.Status(); st.Pending != 1 {
+		t.Fatalf("after Want: %+v, want 1 pending", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.waitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.Status(); st != (PCMCacheStatus{Built: 1}) {
+		t.Fatalf("after the build: %+v, want 0 pending, 1 built", st)
+	}
+	// The file is good now: asking again builds nothing.
+	c.Want([]Track{{Path: a}})
+	if err := c.waitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.Status(); st != (PCMCacheStatus{Built: 1}) {
+		t.Fatalf("asked again: %+v, want still 1 built", st)
+	}
+	if cachedSamples(t, c, a) == nil {
+		t.Fatal("no cache file although the status counts one")
+	}
+	if _, ok := testPCMCache(t, -1).Status(); ok {
+		t.Error("a cache that is off reports a status")
+	}
+	var none *PCMCache
+	if _, ok := none.Status(); ok {
+		t.Error("no cache reports a status")
 	}
 }

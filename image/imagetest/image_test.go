@@ -175,7 +175,7 @@ func TestImage(t *testing.T) {
 	// 5. Flash budget over steady playback (with MOH_UPDATE_TEST=1,
 	// while the host makes the update bundles).
 	if envInt("MOH_UPDATE_TEST", 0) == 0 {
-		b.flashBudget(last, time.Duration(flashMinutes)*time.Minute)
+		b.flashBudget(last, token, time.Duration(flashMinutes)*time.Minute)
 		last.PowerCut()
 		return
 	}
@@ -188,7 +188,7 @@ func TestImage(t *testing.T) {
 		defer close(made)
 		bs, bundErr = makeBundles(repo, filepath.Dir(img), dir, env["MOH_VERSION"])
 	}()
-	b.flashBudget(last, time.Duration(flashMinutes)*time.Minute)
+	b.flashBudget(last, token, time.Duration(flashMinutes)*time.Minute)
 	<-made
 	if bundErr != nil {
 		t.Fatal(bundErr)
@@ -542,10 +542,14 @@ func (b *box) provisionToken(repo, uidgid string) string {
 }
 
 // flashBudget measures what the guest writes to its disk over steady
-// playback, while checking that it keeps playing.
-func (b *box) flashBudget(v *vm, d time.Duration) {
+// playback, while checking that it keeps playing. Steady playback starts
+// once the PCM cache has built what it wants: a build writes each track
+// once (a boot after a cut mid-build writes it again), and on a slow TCG
+// guest, at the build's low duty, it outlasts the boot by minutes.
+func (b *box) flashBudget(v *vm, token string, d time.Duration) {
 	b.t.Helper()
-	time.Sleep(30 * time.Second) // let the boot's own writes (journal replay, resize) settle
+	b.waitPCMCache(v, token, 10*time.Minute)
+	time.Sleep(30 * time.Second) // let the boot's own writes (journal replay, resize) and the build's settle
 	ctx := context.Background()
 	w0, err := v.DiskWrittenBytes(ctx)
 	if err != nil {
@@ -577,6 +581,33 @@ func (b *box) flashBudget(v *vm, d time.Duration) {
 		total, time.Since(start).Minutes(), perMinute)
 	if total >= 1<<20 {
 		b.t.Errorf("steady playback wrote %d bytes, budget is 1 MiB", total)
+	}
+}
+
+// waitPCMCache waits until the box's PCM cache has no build pending and
+// says how long that took after the call and how many files it wrote.
+func (b *box) waitPCMCache(v *vm, token string, timeout time.Duration) {
+	b.t.Helper()
+	start := time.Now()
+	for {
+		var st struct {
+			PCMCache *struct {
+				Pending int `json:"pending"`
+				Built   int `json:"built"`
+			} `json:"pcm_cache"`
+		}
+		b.api(v, token, "GET", "/api/v1/status", "", &st, http.StatusOK)
+		if st.PCMCache == nil {
+			b.t.Fatal("the status has no pcm_cache: the direct backend's cache is off or not reported")
+		}
+		if st.PCMCache.Pending == 0 {
+			b.t.Logf("RESULT PCM cache: nothing pending %.1f s into the measurement's wait, %d files built since mohd started", time.Since(start).Seconds(), st.PCMCache.Built)
+			return
+		}
+		if time.Since(start) > timeout {
+			b.t.Fatalf("the PCM cache still builds %d tracks after %v", st.PCMCache.Pending, timeout)
+		}
+		time.Sleep(2 * time.Second)
 	}
 }
 
