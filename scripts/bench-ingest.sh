@@ -50,10 +50,11 @@ printf 'ingest of %d min: %d s; peak RSS of mohd + its tools %.1f MB; mohd alone
 echo "tool priorities seen while running:"
 sort "$prios" | uniq -c | grep -v ' nice= ' | sed 's/^/  /' || true
 # Playback moves to the new track and caches it in the background,
-# throttled to a quarter of a core.
+# throttled to a quarter of a core: some 20 minutes for 2 hours of audio,
+# more on a busy machine, so the wait is 30 minutes.
 cstart=$(date +%s)
 big=""
-for i in $(seq 180); do
+for i in $(seq 360); do
 	big=$(find "$tmp/data/pcm-cache" -name '*.pcm' -size +10M 2>/dev/null | head -1)
 	[ -n "$big" ] && break
 	sleep 5
@@ -62,6 +63,6 @@ if [ -n "$big" ]; then
 	awk -v b="$(stat -c %s "$big")" -v m="$mins" -v s="$(($(date +%s) - cstart))" 'BEGIN {
 		printf "PCM cache file: %.1f MB = %.2f MB per minute of audio, built within %d s of the ingest\n", b / 1e6, b / 1e6 / m, s }'
 else
-	echo "PCM cache file not built within 15 min"
+	echo "PCM cache file not built within 30 min"
 fi
 kill $pid 2>/dev/null || true
