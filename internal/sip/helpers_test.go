@@ -3,7 +3,6 @@ package sip
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
 	"net"
 	"net/netip"
@@ -167,11 +166,7 @@ func newCallerReading(t testing.TB, ip string, read bool) *caller {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The test client's own log is dropped: its warnings went to stderr
-	// and split the benchmark's result line that make bench reads. The
-	// server's log is what the tests judge.
-	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(ip), sipgo.WithClientConnectionAddr(ip+":0"),
-		sipgo.WithClientLogger(slog.New(slog.DiscardHandler)))
+	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(ip), sipgo.WithClientConnectionAddr(ip+":0"))
 	if err != nil {
 		t.Fatal(err)
 	}
