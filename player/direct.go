@@ -208,7 +208,6 @@ func (d *Direct) Run(ctx context.Context) error {
 		totalFrames: d.Status().Frames, // only grows, even across a second Run
 		sinkBackoff: backoff{min: d.opt.SinkBackoff, max: d.opt.SinkBackoffMax},
 		idleBackoff: backoff{min: d.opt.IdleBackoff, max: d.opt.IdleBackoffMax},
-		levels:      [2]float64{SilenceDBFS, SilenceDBFS},
 	}
 	defer func() {
 		stopped := errors.New("direct: backend stopped")

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"time"
 )
 
@@ -39,7 +38,6 @@ type audioLoop struct {
 	lastSinkErr   string       // last logged sink failure, to log changes only
 	failures      int          // tracks in a row that produced no audio
 	idleBackoff   backoff      // paces retries of a playlist with nothing playable
-	levels        [2]float64   // the last two blocks' output level, for a ~200 ms reading
 	lastProblem   string       // last logged "cannot play" reason, to log changes only
 	totalFrames   uint64
 	fade          fadeState // a switch that fades the track on air out (fade.go)
@@ -73,7 +71,6 @@ func (l *audioLoop) run(ctx context.Context) {
 		}
 		if !w.playing {
 			l.answerSinkReplies(nil)
-			l.levels = [2]float64{SilenceDBFS, SilenceDBFS}
 			d.mu.Lock()
 			d.st.LevelDBFS = SilenceDBFS // nothing is written while stopped
 			d.mu.Unlock()
@@ -226,14 +223,13 @@ func (l *audioLoop) writeBlock(ctx context.Context) {
 		l.lastSinkErr = ""
 	}
 	l.totalFrames += uint64(frames)
-	out := LevelDBFS(l.block)
-	l.levels[0], l.levels[1] = l.levels[1], out
+	level := LevelDBFS(l.block) // one 100 ms block is the ~100 ms reading
 	now := d.now()
 	d.mu.Lock()
 	d.st.State = StatePlaying
 	d.st.Fault = Fault{}
 	d.st.Frames = l.totalFrames
-	d.st.LevelDBFS = powerMeanDBFS(l.levels[0], l.levels[1])
+	d.st.LevelDBFS = level
 	d.st.SourceSilent = l.src < silentDBFS
 	if l.src >= silentDBFS {
 		// Audio left for the output: a deliberately low volume is the
@@ -249,16 +245,6 @@ func (l *audioLoop) writeBlock(ctx context.Context) {
 	l.ready = false
 	l.fill = 0
 	l.wpos = 0
-}
-
-// powerMeanDBFS averages two levels as power, giving the level of the two
-// blocks together.
-func powerMeanDBFS(a, b float64) float64 {
-	p := (math.Pow(10, a/10) + math.Pow(10, b/10)) / 2
-	if p <= 0 {
-		return SilenceDBFS
-	}
-	return max(10*math.Log10(p), SilenceDBFS)
 }
 
 func (l *audioLoop) answerReplay(err error) {

@@ -50,7 +50,7 @@ type BackendStatus struct {
 	// started. It only grows; when it stops growing while playing, audio
 	// is not flowing.
 	Frames uint64 `json:"frames"`
-	// LevelDBFS is the RMS level of the most recent ~200 ms sent to the
+	// LevelDBFS is the RMS level of the most recent ~100 ms sent to the
 	// output, in dBFS (-120 for digital silence).
 	LevelDBFS float64 `json:"level_dbfs"`
 	// SourceSilent is true when the track itself is silent at this point,
